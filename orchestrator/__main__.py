@@ -1,0 +1,5 @@
+"""Lets `python -m orchestrator` run the CLI."""
+
+from orchestrator.cli import main
+
+main()

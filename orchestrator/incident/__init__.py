@@ -1,0 +1,1 @@
+"""Incidents: grouping alerts into incidents and the pure engine that decides what happens next."""

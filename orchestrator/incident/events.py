@@ -1,0 +1,50 @@
+"""Everything that can happen to an incident, as values fed to the engine's decide()."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from orchestrator.incident.model import Actor, Severity, Status
+from orchestrator.ingest.alert import Alert
+
+
+@dataclass(frozen=True)
+class AlertReceived:
+    alert: Alert
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A person or system moves the incident: acknowledge, mitigate, resolve, close, reopen, ..."""
+
+    to: Status
+    actor: Actor
+    reason: str = ""
+    occurred_at: dt.datetime | None = None  # the source's time, when it differs from ours
+
+
+@dataclass(frozen=True)
+class NoteAdded:
+    text: str
+    actor: Actor
+    occurred_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class SeverityChanged:
+    severity: Severity
+    actor: Actor
+    reason: str = ""
+    occurred_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    key: str
+    kind: str
+    due_at: dt.datetime
+    payload: dict[str, int | str]
+
+
+Event = AlertReceived | StatusChange | NoteAdded | SeverityChanged | TimerFired

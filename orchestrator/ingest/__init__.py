@@ -1,0 +1,1 @@
+"""Ingest: raw payloads (Kafka, HTTP, files) become normalized Alerts or dead letters."""

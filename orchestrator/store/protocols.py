@@ -1,0 +1,186 @@
+"""The store seam: what the pipeline, dispatcher and CLI need from persistence, nothing more."""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from orchestrator.actions import Action, ActionResult
+from orchestrator.incident.model import Incident, Status
+from orchestrator.timeline import EntryDraft, TimelineEntry
+
+
+class Disposition(StrEnum):
+    """What became of an alert: every alert received has exactly one."""
+
+    OPENED = "opened"  # it opened a new incident
+    GROUPED = "grouped"  # it joined an open incident
+    REOPENED = "reopened"  # it reopened a recently resolved incident
+    RESOLVED = "resolved"  # a resolved alert recorded on its incident
+    UNMATCHED = "unmatched"  # no playbook matched
+    ORPHANED = "orphaned"  # resolved alert with no incident to resolve
+    DUPLICATE = "duplicate"  # seen before (redelivery or resend): nothing new recorded
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    alert_id: str
+    source: str
+    fingerprint: str
+    status: str
+    labels: dict[str, str]
+    starts_at: dt.datetime
+    received_at: dt.datetime
+    disposition: Disposition
+    playbook: str | None = None
+    incident_number: int | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    origin: str  # where it came from: "file.jsonl:12", "kafka:alerts/3@1042", "http:/v1/alerts"
+    error: str  # one line: which field, why
+    raw: bytes  # the original bytes, unchanged
+    received_at: dt.datetime
+    headers: dict[str, str] = field(default_factory=dict)
+    id: int | None = None
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # gave up after the last attempt
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    action: Action
+    status: OutboxStatus
+    attempts: int
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime
+    last_error: str = ""
+    delivered_at: dt.datetime | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class TimerStatus(StrEnum):
+    PENDING = "pending"
+    FIRED = "fired"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Timer:
+    key: str  # deterministic, like action keys: scheduling the same timer twice is a no-op
+    incident_number: int
+    kind: str  # "escalation", "ack_timeout", ...
+    due_at: dt.datetime
+    payload: dict[str, int | str] = field(default_factory=dict)
+    status: TimerStatus = TimerStatus.PENDING
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """The incident changed since it was read; the caller retries the whole decision."""
+
+
+class Transaction(Protocol):
+    """One atomic unit: everything written through it commits together or not at all."""
+
+    async def alert_seen(self, alert_id: str) -> bool: ...
+
+    async def record_alert(self, record: AlertRecord) -> None: ...
+
+    async def latest_incident_for_group(self, group_key: str) -> Incident | None:
+        """The most recently declared incident with this group key, locked for update."""
+        ...
+
+    async def get_incident_for_update(self, number: int) -> Incident | None: ...
+
+    async def allocate_incident_number(self) -> int:
+        """Next number, gap-free: a rolled-back transaction gives its number back."""
+        ...
+
+    async def insert_incident(self, incident: Incident) -> None: ...
+
+    async def update_incident(self, incident: Incident) -> None:
+        """Writes `incident` if the stored revision is `incident.revision - 1`, else raises
+        ConcurrentUpdateError."""
+        ...
+
+    async def append_timeline(
+        self, incident_number: int, drafts: list[EntryDraft], recorded_at: dt.datetime
+    ) -> list[TimelineEntry]:
+        """Appends in order, assigning seq and chaining each entry's hash to the previous one."""
+        ...
+
+    async def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
+        """Adds to the outbox; returns those that were new (a key already present is skipped)."""
+        ...
+
+    async def schedule_timers(self, timers: list[Timer]) -> list[Timer]:
+        """Returns those that were new (a key already present is skipped)."""
+        ...
+
+    async def cancel_timers(
+        self, incident_number: int, kinds: frozenset[str] | None, now: dt.datetime
+    ) -> list[Timer]:
+        """Cancels pending timers of the incident (of these kinds, or all); returns them."""
+        ...
+
+    async def record_dead_letter(self, letter: DeadLetter) -> int: ...
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connects and brings the schema to the latest migration."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    # Dispatcher: claim with a lease so that concurrent dispatchers never deliver one item twice
+    # at once; a crashed dispatcher's lease expires and another picks the item up.
+    async def claim_due_actions(
+        self, now: dt.datetime, limit: int, lease: dt.timedelta
+    ) -> list[OutboxItem]: ...
+
+    async def finish_action(
+        self,
+        key: str,
+        result: ActionResult,
+        now: dt.datetime,
+        retry_at: dt.datetime | None,
+        timeline: list[EntryDraft],
+    ) -> None:
+        """Records one delivery attempt: delivered, retry at `retry_at`, or failed for good when
+        `retry_at` is None and the result is not ok; appends `timeline` to the action's incident
+        in the same transaction."""
+        ...
+
+    async def claim_due_timers(
+        self, now: dt.datetime, limit: int, lease: dt.timedelta
+    ) -> list[Timer]: ...
+
+    async def mark_timer_fired(self, key: str, now: dt.datetime) -> None: ...
+
+    # Reads for the CLI and reports.
+    async def get_incident(self, number: int) -> Incident | None: ...
+
+    async def list_incidents(
+        self, statuses: frozenset[Status] | None = None, limit: int = 100
+    ) -> list[Incident]: ...
+
+    async def timeline(self, incident_number: int) -> list[TimelineEntry]: ...
+
+    async def list_actions(self, incident_number: int | None = None) -> list[OutboxItem]: ...
+
+    async def list_alerts(self, incident_number: int | None = None) -> list[AlertRecord]: ...
+
+    async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def list_timers(self, incident_number: int | None = None) -> list[Timer]: ...

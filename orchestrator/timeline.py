@@ -1,0 +1,146 @@
+"""Timeline entries: the append-only, hash-chained record every report is computed from."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from orchestrator.incident.model import Actor
+
+
+class Kind(StrEnum):
+    INCIDENT_TRIGGERED = "incident.triggered"
+    INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
+    INCIDENT_MITIGATED = "incident.mitigated"
+    INCIDENT_RESOLVED = "incident.resolved"
+    INCIDENT_CLOSED = "incident.closed"
+    INCIDENT_DECLINED = "incident.declined"
+    INCIDENT_MERGED = "incident.merged"
+    INCIDENT_CANCELED = "incident.canceled"
+    INCIDENT_REOPENED = "incident.reopened"
+    ALERT_RECEIVED = "alert.received"
+    ALERT_RESOLVED = "alert.resolved"
+    SEVERITY_CHANGED = "severity.changed"
+    NOTE = "note"
+    ACTION_SCHEDULED = "action.scheduled"
+    ACTION_SUCCEEDED = "action.succeeded"
+    ACTION_FAILED = "action.failed"
+    ACTION_RETRYING = "action.retrying"
+    TIMER_SCHEDULED = "timer.scheduled"
+    TIMER_FIRED = "timer.fired"
+    TIMER_CANCELLED = "timer.cancelled"
+    TIMER_SKIPPED = "timer.skipped"
+
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class EntryDraft:
+    """What the engine wants written; the store assigns seq and chains the hash."""
+
+    kind: Kind
+    actor: Actor
+    occurred_at: dt.datetime  # the source's time (alert startsAt, Slack click time...)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    incident_number: int
+    seq: int
+    kind: Kind
+    actor: Actor
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime  # our receive time
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("timeline timestamps must be timezone-aware")
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def canonical_bytes(
+    incident_number: int,
+    seq: int,
+    kind: str,
+    actor: Actor,
+    occurred_at: dt.datetime,
+    recorded_at: dt.datetime,
+    data: dict[str, Any],
+    prev_hash: str,
+) -> bytes:
+    """The exact bytes an entry's hash covers: sorted-key compact JSON, UTC microsecond times."""
+    body = {
+        "incident": incident_number,
+        "seq": seq,
+        "kind": kind,
+        "actor": actor.as_dict(),
+        "occurred_at": _iso(occurred_at),
+        "recorded_at": _iso(recorded_at),
+        "data": data,
+        "prev": prev_hash,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain(
+    incident_number: int,
+    seq: int,
+    draft: EntryDraft,
+    recorded_at: dt.datetime,
+    prev_hash: str,
+) -> TimelineEntry:
+    digest = hashlib.sha256(
+        canonical_bytes(
+            incident_number,
+            seq,
+            draft.kind.value,
+            draft.actor,
+            draft.occurred_at,
+            recorded_at,
+            draft.data,
+            prev_hash,
+        )
+    ).hexdigest()
+    return TimelineEntry(
+        incident_number=incident_number,
+        seq=seq,
+        kind=draft.kind,
+        actor=draft.actor,
+        occurred_at=draft.occurred_at,
+        recorded_at=recorded_at,
+        data=draft.data,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+
+
+def verify_chain(entries: list[TimelineEntry]) -> list[str]:
+    """Problems found in one incident's chain, in order; empty when intact."""
+    problems: list[str] = []
+    prev = GENESIS_HASH
+    for expected_seq, entry in enumerate(entries, start=1):
+        if entry.seq != expected_seq:
+            problems.append(f"entry {entry.seq}: expected seq {expected_seq}")
+        if entry.prev_hash != prev:
+            problems.append(f"entry {entry.seq}: prev_hash {entry.prev_hash[:12]} != {prev[:12]}")
+        recomputed = chain(
+            entry.incident_number,
+            entry.seq,
+            EntryDraft(entry.kind, entry.actor, entry.occurred_at, entry.data),
+            entry.recorded_at,
+            entry.prev_hash,
+        ).hash
+        if recomputed != entry.hash:
+            problems.append(f"entry {entry.seq}: content does not match its hash")
+        prev = entry.hash
+    return problems
