@@ -131,6 +131,11 @@ class Transaction(Protocol):
         """Cancels pending timers of the incident (of these kinds, or all); returns them."""
         ...
 
+    async def mark_timer_fired(self, key: str, now: dt.datetime) -> bool:
+        """Marks a pending timer fired; False when it was already fired or cancelled, so a
+        timer claimed twice (an expired lease) still fires once."""
+        ...
+
     async def record_dead_letter(self, letter: DeadLetter) -> int: ...
 
 
@@ -165,8 +170,6 @@ class Store(Protocol):
     async def claim_due_timers(
         self, now: dt.datetime, limit: int, lease: dt.timedelta
     ) -> list[Timer]: ...
-
-    async def mark_timer_fired(self, key: str, now: dt.datetime) -> None: ...
 
     # Reads for the CLI and reports.
     async def get_incident(self, number: int) -> Incident | None: ...
