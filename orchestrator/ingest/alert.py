@@ -1,4 +1,4 @@
-"""The normalized Alert every source format is turned into; the unit the rest of the flow works on."""
+"""The normalized Alert every source format becomes; the unit the rest of the flow works on."""
 
 from __future__ import annotations
 
