@@ -1,0 +1,1 @@
+"""Playbooks: the YAML that decides what happens to an alert, loaded, validated and matched."""

@@ -1,0 +1,148 @@
+"""Sandboxed Jinja rendering of playbook templates (titles, channel names, messages) for actions.
+
+Alert labels and annotations are attacker-controlled, so templates run in jinja2's immutable
+sandbox with strict undefined names, and in Slack mrkdwn every interpolated value is escaped
+while the author's literal text is left alone. A value that passes through `{{ }}` twice (a macro
+call or a `{% set %}` block printed again) is escaped twice in mrkdwn: it shows `&lt;` rather
+than opening a hole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = ["Template", "TemplateError", "compile_template", "escape_mrkdwn", "render_text"]
+
+_TEMPLATE_FILENAME = "<template>"
+
+
+class TemplateError(ValueError):
+    """A template that does not compile or render; `line` is within the template when known."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {reason}" if line is not None else reason)
+        self.line = line
+        self.reason = reason
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack's three control characters; anything else is shown as written."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class Template:
+    """A compiled template; cheap to render many times."""
+
+    def __init__(self, source: str, mrkdwn: bool, compiled: jinja2.Template) -> None:
+        self.source = source
+        self.mrkdwn = mrkdwn
+        self._compiled = compiled
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r}, mrkdwn={self.mrkdwn})"
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        try:
+            return self._compiled.render(dict(context))
+        except TemplateError as err:
+            raise TemplateError(err.reason, err.line or _template_line(err)) from None
+        except jinja2.TemplateError as err:
+            raise TemplateError(err.message or type(err).__name__, _template_line(err)) from None
+        except (ArithmeticError, LookupError, TypeError, ValueError) as err:
+            raise TemplateError(f"{type(err).__name__}: {err}", _template_line(err)) from None
+
+
+def compile_template(source: str, *, mrkdwn: bool = False) -> Template:
+    return _compile(source, mrkdwn)
+
+
+def render_text(source: str, context: Mapping[str, Any], *, mrkdwn: bool = False) -> str:
+    return compile_template(source, mrkdwn=mrkdwn).render(context)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(source: str, mrkdwn: bool) -> Template:
+    environment = _MRKDWN if mrkdwn else _PLAIN
+    try:
+        compiled = environment.from_string(source)
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateError(err.message or "syntax error", err.lineno) from None
+    except jinja2.TemplateError as err:
+        raise TemplateError(err.message or type(err).__name__) from None
+    return Template(source, mrkdwn, compiled)
+
+
+def _template_line(err: BaseException) -> int | None:
+    """The innermost template line in the traceback, which jinja rewrites to point at the source."""
+    line = None
+    tb: TracebackType | None = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _TEMPLATE_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+def _duration(value: dt.timedelta | float) -> str:
+    """Human text for a span, coarse to fine: 3900 seconds reads "1h 5m"."""
+    if isinstance(value, bool) or not isinstance(value, dt.timedelta | int | float):
+        raise TemplateError(f"duration expects a timedelta or seconds, got {type(value).__name__}")
+    seconds = int(value.total_seconds() if isinstance(value, dt.timedelta) else value)
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + " ".join(parts) if parts else "0s"
+
+
+def _truncate_chars(value: object, length: int) -> str:
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise TemplateError(f"truncate_chars needs a positive length, got {length!r}")
+    text = str(value)
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def _iso(value: dt.datetime | str) -> str:
+    """ISO 8601 in UTC to the second; strings are read as ISO timestamps first."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise TemplateError(f"iso: {value!r} is not an ISO 8601 timestamp") from None
+    if not isinstance(value, dt.datetime):
+        raise TemplateError(f"iso expects a datetime, got {type(value).__name__}")
+    if value.tzinfo is None:
+        raise TemplateError(f"iso: {value} has no time zone")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _finalize_mrkdwn(value: object) -> str:
+    return escape_mrkdwn(str(value))
+
+
+def _environment(mrkdwn: bool) -> ImmutableSandboxedEnvironment:
+    environment = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        finalize=_finalize_mrkdwn if mrkdwn else None,
+    )
+    # No range(), lipsum(), namespace() etc.: templates see only the context they are given.
+    environment.globals.clear()
+    environment.filters.update(duration=_duration, truncate_chars=_truncate_chars, iso=_iso)
+    return environment
+
+
+_PLAIN = _environment(mrkdwn=False)
+_MRKDWN = _environment(mrkdwn=True)
