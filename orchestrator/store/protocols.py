@@ -11,6 +11,20 @@ from typing import Any, Protocol
 from orchestrator.actions import Action, ActionResult
 from orchestrator.incident.model import Incident, Status
 from orchestrator.timeline import EntryDraft, TimelineEntry
+from orchestrator.timers import Timer, TimerStatus
+
+__all__ = [
+    "AlertRecord",
+    "ConcurrentUpdateError",
+    "DeadLetter",
+    "Disposition",
+    "OutboxItem",
+    "OutboxStatus",
+    "Store",
+    "Timer",  # re-exported: the store persists timers, so its users find them here too
+    "TimerStatus",
+    "Transaction",
+]
 
 
 class Disposition(StrEnum):
@@ -65,22 +79,6 @@ class OutboxItem:
     last_error: str = ""
     delivered_at: dt.datetime | None = None
     result: dict[str, Any] = field(default_factory=dict)
-
-
-class TimerStatus(StrEnum):
-    PENDING = "pending"
-    FIRED = "fired"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class Timer:
-    key: str  # deterministic, like action keys: scheduling the same timer twice is a no-op
-    incident_number: int
-    kind: str  # "escalation", "ack_timeout", ...
-    due_at: dt.datetime
-    payload: dict[str, int | str] = field(default_factory=dict)
-    status: TimerStatus = TimerStatus.PENDING
 
 
 class ConcurrentUpdateError(RuntimeError):
@@ -170,6 +168,10 @@ class Store(Protocol):
     async def claim_due_timers(
         self, now: dt.datetime, limit: int, lease: dt.timedelta
     ) -> list[Timer]: ...
+
+    async def next_timer_due(self) -> dt.datetime | None:
+        """When the earliest pending timer is due, or None when none is pending."""
+        ...
 
     # Reads for the CLI and reports.
     async def get_incident(self, number: int) -> Incident | None: ...

@@ -1,0 +1,109 @@
+"""Turns a playbook's action steps into rendered Actions with deterministic idempotency keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator.actions import Action
+from orchestrator.incident.model import Incident
+from orchestrator.ingest.alert import Alert
+from orchestrator.playbook.actions import ActionStep, SlackPost
+from orchestrator.playbook.context import human_duration, template_context
+from orchestrator.playbook.model import Playbook
+from orchestrator.playbook.render import TemplateError, render_text
+
+
+def incident_context(incident: Incident, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "number": incident.number,
+        "title": incident.title,
+        "severity": incident.severity.value,
+        "max_severity": incident.max_severity.value,
+        "status": incident.status.value,
+        "declared_at": incident.declared_at,
+        "duration": human_duration(now - incident.declared_at),
+        "service": incident.service,
+        "team": incident.team,
+        "is_drill": incident.is_drill,
+        "channel": incident.links.get("slack_channel", ""),
+    }
+
+
+def context_for(
+    incident: Incident, playbook: Playbook, alert: Alert | None, now: dt.datetime
+) -> dict[str, Any]:
+    labels = dict(alert.labels) if alert else dict(incident.group_labels)
+    annotations = dict(alert.annotations) if alert else {"summary": incident.summary}
+    alert_view: dict[str, Any] = {}
+    if alert is not None:
+        alert_view = {
+            "id": alert.id,
+            "fingerprint": alert.fingerprint,
+            "status": alert.status.value,
+            "starts_at": alert.starts_at,
+            "source": alert.source.value,
+            "summary": alert.summary,
+            "links": dict(alert.links),
+        }
+    return template_context(
+        labels=labels,
+        annotations=annotations,
+        alert=alert_view,
+        incident=incident_context(incident, now),
+        playbook={
+            "name": playbook.name,
+            "owner": playbook.owner,
+            "description": playbook.description,
+            "runbook": playbook.runbook or "",
+        },
+    )
+
+
+def render_or_keep(source: str, context: dict[str, Any], *, mrkdwn: bool) -> tuple[str, str]:
+    """(text, error). A template that fails at run time must not drop a page: the author's
+    unrendered text goes out instead, and the error is recorded beside it."""
+    try:
+        return render_text(source, context, mrkdwn=mrkdwn), ""
+    except TemplateError as err:
+        return source, str(err)
+
+
+def render_steps(
+    steps: Sequence[ActionStep],
+    *,
+    step_id: str,
+    incident: Incident,
+    playbook: Playbook,
+    context: dict[str, Any],
+) -> list[Action]:
+    """Key `<incident>:<cycle>:<step_id>:<index>`: the same decision always yields the same keys."""
+    actions = []
+    for index, step in enumerate(steps):
+        params = step.params
+        rendered: dict[str, Any] = params.model_dump(mode="json")
+        errors = []
+        for field, mrkdwn in type(params).templates.items():
+            value = rendered.get(field)
+            if isinstance(value, str):
+                rendered[field], error = render_or_keep(value, context, mrkdwn=mrkdwn)
+                if error:
+                    errors.append(f"{field}: {error}")
+        if isinstance(params, SlackPost) and params.template is not None:
+            source = playbook.templates.get(params.template, "")
+            rendered["text"], error = render_or_keep(source, context, mrkdwn=True)
+            if error:
+                errors.append(f"template {params.template}: {error}")
+        if errors:
+            rendered["render_errors"] = errors
+        actions.append(
+            Action(
+                key=f"{incident.number}:{incident.cycle}:{step_id}:{index}",
+                name=step.name,
+                params=rendered,
+                incident_number=incident.number,
+                is_drill=incident.is_drill,
+            )
+        )
+    return actions

@@ -1,0 +1,225 @@
+"""Loads playbook YAML into a validated PlaybookSet, or refuses with file:line:column per error."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+from orchestrator.playbook.matchers import MatcherError, parse_matchers
+from orchestrator.playbook.model import Playbook
+from orchestrator.playbook.playbookset import PlaybookSet
+from orchestrator.playbook.validate import semantic_problems
+
+TEMPLATE_SUFFIX = ".j2"
+SKIPPED_DIRS = frozenset({"templates", "drills"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class PlaybookLoadError(Exception):
+    """Every problem found, so a user fixes them all in one pass."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def position(node: Any, loc: Iterable[int | str]) -> tuple[int, int]:
+    """0-based (line, column) of the YAML node a validation error's `loc` points at.
+
+    Segments that exist only in the model (union tags, aliases repeated by pydantic) are skipped,
+    and the walk stops at the deepest node that exists, so a missing field points at its parent.
+    A scalar is pointed at where its value starts, a mapping or list where its key is.
+    """
+    lc = getattr(node, "lc", None)
+    line, col = (lc.line, lc.col) if lc is not None else (0, 0)
+    for segment in loc:
+        lc = getattr(node, "lc", None)
+        if isinstance(node, dict) and segment in node:
+            child = node[segment]
+            if lc is not None:
+                scalar = not isinstance(child, dict | list)
+                line, col = lc.value(segment) if scalar else lc.key(segment)
+            node = child
+        elif isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node):
+            if lc is not None:
+                line, col = lc.item(segment)
+            node = node[segment]
+    return line, col
+
+
+def _matcher_problem(file: str, doc: Any, index: int) -> Problem | None:
+    """Points a matcher error at its exact column inside the quoted YAML string."""
+    items = doc.get("match") if isinstance(doc, dict) else None
+    if isinstance(items, str):
+        items, index = [items], 0
+    if not isinstance(items, list) or index >= len(items) or not isinstance(items[index], str):
+        return None
+    try:
+        parse_matchers(items[index])
+    except MatcherError as err:
+        line, col = position(doc, ("match", index))
+        quoted = 1 if hasattr(items, "lc") else 0
+        return Problem(file, line + 1, col + 1 + quoted + err.column - 1, f"match: {err.reason}")
+    return None
+
+
+def _validation_problems(file: str, doc: Any, error: ValidationError) -> list[Problem]:
+    problems = []
+    for detail in error.errors(include_url=False):
+        loc = detail["loc"]
+        if len(loc) == 2 and loc[0] == "match" and isinstance(loc[1], int):
+            matcher = _matcher_problem(file, doc, loc[1])
+            if matcher is not None:
+                problems.append(matcher)
+                continue
+        line, col = position(doc, loc)
+        path = ".".join(str(part) for part in _readable_loc(loc))
+        message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "missing":
+            message = "required field is missing"
+        elif detail["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(Problem(file, line + 1, col + 1, f"{path}: {message}" if path else message))
+    return problems
+
+
+def _readable_loc(loc: tuple[int | str, ...]) -> list[int | str]:
+    """Drops the union tag pydantic repeats in the path: on_trigger.0.slack.post.slack.post.x."""
+    out: list[int | str] = []
+    for part in loc:
+        if out and out[-1] == part and isinstance(part, str) and "." in part:
+            continue
+        out.append(part)
+    return out
+
+
+def load_templates(directory: Path) -> dict[str, str]:
+    folder = directory / "templates"
+    if not folder.is_dir():
+        return {}
+    return {
+        path.name.removesuffix(TEMPLATE_SUFFIX): path.read_text(encoding="utf-8")
+        for path in sorted(folder.glob(f"*{TEMPLATE_SUFFIX}"))
+    }
+
+
+def parse_playbook(
+    text: str, file: str, templates: dict[str, str] | None = None
+) -> tuple[Playbook | None, list[Problem]]:
+    """Parses one playbook document; returns it (or None) with every schema problem found."""
+    try:
+        doc = _yaml().load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line, mark.column) if mark is not None else (0, 0)
+        reason = " ".join(str(part) for part in (err.context, err.problem) if part)
+        return None, [Problem(file, line + 1, col + 1, reason or "invalid YAML")]
+    if not isinstance(doc, dict):
+        return None, [Problem(file, 1, 1, "a playbook is a YAML mapping")]
+    try:
+        playbook = Playbook.model_validate(doc)
+    except ValidationError as err:
+        return None, _validation_problems(file, doc, err)
+    version = hashlib.sha256(text.encode()).hexdigest()[:12]
+    playbook.attach(file, version, dict(templates or {}))
+    problems = []
+    for loc, message in semantic_problems(playbook):
+        line, col = position(doc, loc)
+        problems.append(Problem(file, line + 1, col + 1, message))
+    return playbook, problems
+
+
+def playbook_files(directory: Path) -> list[Path]:
+    """Playbooks in file-name order, which is match order (prefix names with 10-, 20- ...)."""
+    return sorted(
+        path
+        for pattern in ("*.yaml", "*.yml")
+        for path in directory.rglob(pattern)
+        if not SKIPPED_DIRS.intersection(path.relative_to(directory).parts[:-1])
+    )
+
+
+def load_playbooks(
+    directory: Path | str, *, known_actions: frozenset[str] | None = None
+) -> PlaybookSet:
+    """Loads and validates every playbook, raising PlaybookLoadError if any has a problem.
+
+    `known_actions` is what the configured handlers can deliver; None skips that check.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise PlaybookLoadError([Problem(str(root), 1, 1, "playbook directory not found")])
+    templates = load_templates(root)
+    playbooks: list[Playbook] = []
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for path in playbook_files(root):
+        file = str(path)
+        playbook, found = parse_playbook(path.read_text(encoding="utf-8"), file, templates)
+        problems.extend(found)
+        if playbook is None:
+            continue
+        if playbook.name in seen:
+            problems.append(
+                Problem(
+                    file, 1, 1, f"name {playbook.name!r} is already used by {seen[playbook.name]}"
+                )
+            )
+        seen[playbook.name] = file
+        if known_actions is not None:
+            problems.extend(_unknown_action_problems(file, path, playbook, known_actions))
+        playbooks.append(playbook)
+    if not playbooks and not problems:
+        problems.append(Problem(str(root), 1, 1, "no playbooks (*.yaml) found"))
+    if problems:
+        raise PlaybookLoadError(problems)
+    return PlaybookSet(playbooks)
+
+
+def _unknown_action_problems(
+    file: str, path: Path, playbook: Playbook, known_actions: frozenset[str]
+) -> list[Problem]:
+    doc = _yaml().load(path.read_text(encoding="utf-8"))
+    problems = []
+    for loc, step_name in steps_with_locations(playbook):
+        if step_name not in known_actions:
+            line, col = position(doc, loc)
+            problems.append(
+                Problem(file, line + 1, col + 1, f"no configured handler delivers {step_name!r}")
+            )
+    return problems
+
+
+def steps_with_locations(playbook: Playbook) -> list[tuple[tuple[int | str, ...], str]]:
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    for phase in ("on_trigger", "on_acknowledge", "on_resolve", "on_reopen"):
+        for index, step in enumerate(getattr(playbook, phase) or []):
+            out.append(((phase, index), step.name))
+    if playbook.escalation is not None:
+        for level_index, level in enumerate(playbook.escalation.levels):
+            for index, step in enumerate(level.do):
+                out.append((("escalation", "levels", level_index, "do", index), step.name))
+    return out

@@ -1,0 +1,115 @@
+"""Checks a schema-valid playbook further: every template renders against a sample alert."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from orchestrator.playbook.actions import Params, SlackPost
+from orchestrator.playbook.context import template_context
+from orchestrator.playbook.matchers import MatchType
+from orchestrator.playbook.model import Playbook, SeverityRule
+from orchestrator.playbook.render import TemplateError, render_text
+
+Loc = tuple[int | str, ...]
+SAMPLE_TIME = dt.datetime(2026, 1, 1, 3, 0, tzinfo=dt.UTC)
+
+
+def sample_labels(playbook: Playbook) -> dict[str, str]:
+    """Labels an alert this playbook matches would plausibly carry, to render templates with."""
+    labels = {"alertname": "ExampleAlert"}
+    for name in playbook.group_by:
+        if name != "...":
+            labels[name] = f"example-{name}"
+    if isinstance(playbook.severity, SeverityRule) and playbook.severity.map:
+        labels[playbook.severity.from_label] = next(iter(playbook.severity.map))
+    for matcher in playbook.matchers:
+        if matcher.type is MatchType.EQUAL:
+            labels[matcher.name] = matcher.value
+    if playbook.tests:
+        labels.update(playbook.tests[0].alerts[0].labels)
+    return labels
+
+
+def sample_context(playbook: Playbook) -> dict[str, Any]:
+    labels = sample_labels(playbook)
+    annotations = {"summary": "Example summary", "description": "Example description"}
+    if playbook.tests:
+        annotations.update(playbook.tests[0].alerts[0].annotations)
+    return template_context(
+        labels=labels,
+        annotations=annotations,
+        alert={
+            "id": "example",
+            "fingerprint": "0123456789abcdef",
+            "status": "firing",
+            "starts_at": SAMPLE_TIME,
+            "source": "alertmanager",
+            "summary": annotations["summary"],
+            "links": {},
+        },
+        incident={
+            "number": 1234,
+            "title": "Example incident",
+            "severity": "SEV2",
+            "max_severity": "SEV2",
+            "status": "triggered",
+            "declared_at": SAMPLE_TIME,
+            "duration": "5m",
+            "service": labels.get("service", ""),
+            "team": playbook.owner,
+            "is_drill": False,
+            "channel": "",
+        },
+        playbook={
+            "name": playbook.name,
+            "owner": playbook.owner,
+            "description": playbook.description,
+            "runbook": playbook.runbook or "",
+        },
+    )
+
+
+def templates_of(playbook: Playbook) -> Iterator[tuple[Loc, str, bool]]:
+    """(location, template source, is Slack mrkdwn) for every template in the playbook."""
+    yield ("title",), playbook.title, False
+    yield ("summary",), playbook.summary, False
+    for loc, params in _step_params(playbook):
+        for field, mrkdwn in type(params).templates.items():
+            value = getattr(params, field)
+            if isinstance(value, str):
+                yield (*loc, field), value, mrkdwn
+        if isinstance(params, SlackPost) and params.template is not None:
+            named = playbook.templates.get(params.template)
+            if named is not None:
+                yield (*loc, "template"), named, True
+
+
+def _step_params(playbook: Playbook) -> Iterator[tuple[Loc, Params]]:
+    for phase in ("on_trigger", "on_acknowledge", "on_resolve", "on_reopen"):
+        for index, step in enumerate(getattr(playbook, phase) or []):
+            yield (phase, index, step.name), step.params
+    if playbook.escalation is not None:
+        for level_index, level in enumerate(playbook.escalation.levels):
+            for index, step in enumerate(level.do):
+                yield ("escalation", "levels", level_index, "do", index, step.name), step.params
+
+
+def semantic_problems(playbook: Playbook) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for loc, params in _step_params(playbook):
+        named = params.template if isinstance(params, SlackPost) else None
+        if named is not None and named not in playbook.templates:
+            known = ", ".join(sorted(playbook.templates)) or "none"
+            problems.append(((*loc, "template"), f"unknown template {named!r} (known: {known})"))
+    context = sample_context(playbook)
+    for loc, source, mrkdwn in templates_of(playbook):
+        try:
+            render_text(source, context, mrkdwn=mrkdwn)
+        except TemplateError as err:
+            path = ".".join(str(p) for p in loc if not (isinstance(p, str) and "." in p))
+            problems.append((loc, f"{path}: template does not render: {err}"))
+    if "..." in playbook.group_by and len(playbook.group_by) > 1:
+        problems.append((("group_by",), "'...' (all labels) cannot be combined with other labels"))
+    return problems
