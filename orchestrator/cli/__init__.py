@@ -1,0 +1,67 @@
+"""The `orchestrator` command: run the main job, ingest alerts, inspect and change incidents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator import __version__
+from orchestrator.cli.common import Options
+from orchestrator.cli.feed import ingest, run_job
+from orchestrator.cli.incidents import (
+    actions,
+    deadletters,
+    incidents,
+    note,
+    register_lifecycle,
+    timeline,
+)
+from orchestrator.cli.playbooks import playbooks
+
+app = typer.Typer(
+    name="orchestrator",
+    help="Event-driven incident response: alerts in, playbooks decide, pages and timelines out.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"orchestrator {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", envvar="ORCH_DATABASE_URL", help="database URL (default: SQLite)"),
+    ] = None,
+    playbooks_dir: Annotated[
+        Path | None,
+        typer.Option("--playbooks", envvar="ORCH_PLAYBOOKS_DIR", help="playbook folder"),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print version")
+    ] = False,
+) -> None:
+    ctx.obj = Options(database_url=db, playbooks_dir=playbooks_dir)
+
+
+app.command("run")(run_job)
+app.command("ingest")(ingest)
+app.command("timeline")(timeline)
+app.command("note")(note)
+register_lifecycle(app)
+app.add_typer(incidents, name="incidents")
+app.add_typer(playbooks, name="playbooks")
+app.add_typer(actions, name="actions")
+app.add_typer(deadletters, name="deadletters")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,105 @@
+"""What every CLI command shares: settings from global options, the app's lifetime, output."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import enum
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from orchestrator.app import App, ConfigurationError, build_app
+from orchestrator.playbook.loader import PlaybookLoadError
+from orchestrator.settings import Settings
+
+T = TypeVar("T")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+@dataclasses.dataclass
+class Options:
+    database_url: str | None = None
+    playbooks_dir: Path | None = None
+
+    def settings(self) -> Settings:
+        overrides: dict[str, Any] = {}
+        if self.database_url:
+            overrides["database_url"] = self.database_url
+        if self.playbooks_dir:
+            overrides["playbooks_dir"] = self.playbooks_dir
+        return Settings(**overrides)
+
+
+def options(ctx: typer.Context) -> Options:
+    found = ctx.find_object(Options)
+    return found if found is not None else Options()
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def wrapper() -> T:
+        return await coro
+
+    return asyncio.run(wrapper())
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+@asynccontextmanager
+async def opened_app(ctx: typer.Context, **kwargs: Any) -> AsyncIterator[App]:
+    """Builds the app, turning configuration problems into one clear message and exit code 2."""
+    settings = options(ctx).settings()
+    try:
+        app = await build_app(settings, **kwargs)
+    except PlaybookLoadError as err:
+        for problem in err.problems:
+            errors.print(str(problem), highlight=False, markup=False)
+        raise fail(
+            f"refusing to start: {len(err.problems)} problem(s) in {settings.playbooks_dir}", 2
+        ) from None
+    except ConfigurationError as err:
+        raise fail(str(err), 2) from None
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+def plain(value: Any) -> Any:
+    """Turns domain values (dataclasses, enums, datetimes, bytes) into JSON-ready data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [plain(v) for v in value]
+        return sorted(items) if isinstance(value, set | frozenset) else items
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(plain(value), indent=2, ensure_ascii=False))
+
+
+def when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+
+
+JsonOption = Callable[..., Any]

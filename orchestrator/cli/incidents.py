@@ -1,0 +1,218 @@
+"""CLI commands that read and change incidents: list, show, timeline, ack, resolve, note, ..."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli.common import console, fail, opened_app, print_json, run, when
+from orchestrator.cli.views import (
+    actions_table,
+    dead_letters_table,
+    incidents_table,
+    timeline_table,
+)
+from orchestrator.incident.engine import TransitionError
+from orchestrator.incident.events import Event, NoteAdded, StatusChange
+from orchestrator.incident.model import Actor, ActorKind, Status
+from orchestrator.pipeline import IncidentNotFoundError
+
+incidents = typer.Typer(help="List and inspect incidents.", no_args_is_help=True)
+deadletters = typer.Typer(help="Payloads that could not be read, kept with their raw bytes.")
+actions = typer.Typer(help="Actions in the outbox: what was sent, retried or failed.")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+Number = Annotated[int, typer.Argument(help="incident number", min=1)]
+AsActor = Annotated[
+    str | None, typer.Option("--as", help="who is doing this (default: your login name)")
+]
+
+
+@incidents.command("list")
+def list_incidents(
+    ctx: typer.Context,
+    status: Annotated[list[Status] | None, typer.Option(help="only these statuses")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    json: JsonFlag = False,
+) -> None:
+    """Incidents, newest first."""
+
+    async def go() -> None:
+        async with opened_app(ctx) as app:
+            found = await app.store.list_incidents(frozenset(status) if status else None, limit)
+        if json:
+            print_json(found)
+        else:
+            console.print(incidents_table(found))
+
+    run(go())
+
+
+@incidents.command("show")
+def show(ctx: typer.Context, number: Number, json: JsonFlag = False) -> None:
+    """One incident: state, timestamps, alerts, actions and pending timers."""
+
+    async def go() -> None:
+        async with opened_app(ctx) as app:
+            incident = await app.store.get_incident(number)
+            if incident is None:
+                raise fail(f"no incident #{number}")
+            alerts = await app.store.list_alerts(number)
+            items = await app.store.list_actions(number)
+            timers = await app.store.list_timers(number)
+        if json:
+            print_json({"incident": incident, "alerts": alerts, "actions": items, "timers": timers})
+            return
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(style="bold")
+        facts.add_column()
+        for label, value in (
+            ("title", incident.title),
+            ("status", incident.status.value),
+            ("severity", f"{incident.severity.value} (highest {incident.max_severity.value})"),
+            ("playbook", f"{incident.playbook} @ {incident.playbook_version}"),
+            ("group", incident.group_key),
+            ("service / team", f"{incident.service or '—'} / {incident.team or '—'}"),
+            ("declared", when(incident.declared_at)),
+            ("acknowledged", when(incident.acknowledged_at)),
+            ("mitigated", when(incident.mitigated_at)),
+            ("resolved", when(incident.resolved_at)),
+            ("closed", when(incident.closed_at)),
+            ("firing alerts", ", ".join(sorted(incident.firing)) or "none"),
+            ("alerts received", str(len(alerts))),
+            (
+                "pending timers",
+                ", ".join(
+                    f"{t.kind} at {when(t.due_at)}" for t in timers if t.status.value == "pending"
+                )
+                or "none",
+            ),
+        ):
+            facts.add_row(label, value)
+        console.rule(f"Incident #{incident.number}" + (" [DRILL]" if incident.is_drill else ""))
+        console.print(facts)
+        console.print(actions_table(items))
+
+    run(go())
+
+
+def timeline(ctx: typer.Context, number: Number, json: JsonFlag = False) -> None:
+    """The incident's append-only timeline, oldest first."""
+
+    async def go() -> None:
+        async with opened_app(ctx) as app:
+            if await app.store.get_incident(number) is None:
+                raise fail(f"no incident #{number}")
+            entries = await app.store.timeline(number)
+        if json:
+            print_json(entries)
+        else:
+            console.print(timeline_table(number, entries))
+
+    run(go())
+
+
+def _actor(name: str | None) -> Actor:
+    login = name or getpass.getuser()
+    return Actor(ActorKind.CLI, login, login)
+
+
+def _apply(ctx: typer.Context, number: int, event: Event, done: str, json: bool) -> None:
+    async def go() -> None:
+        async with opened_app(ctx) as app:
+            try:
+                decision = await app.pipeline.apply(number, event)
+            except (IncidentNotFoundError, TransitionError) as err:
+                raise fail(str(err)) from None
+            await app.dispatcher.drain()
+        if json:
+            print_json({"incident": decision.incident, "actions": decision.actions})
+        else:
+            console.print(f"Incident #{number} {done}.", highlight=False)
+            for action in decision.actions:
+                console.print(f"  → {action.name} [{action.key}]", highlight=False)
+
+    run(go())
+
+
+LIFECYCLE = (
+    ("ack", Status.ACKNOWLEDGED, "acknowledged", "Acknowledge: stops escalation."),
+    ("mitigate", Status.MITIGATED, "mitigated", "Mark mitigated: user impact has stopped."),
+    ("resolve", Status.RESOLVED, "resolved", "Resolve: the incident is over."),
+    ("close", Status.CLOSED, "closed", "Close a resolved incident once follow-up is done."),
+    ("reopen", Status.TRIGGERED, "reopened", "Reopen a resolved incident."),
+    ("decline", Status.DECLINED, "declined", "Decline: not an incident after all."),
+    ("cancel", Status.CANCELED, "canceled", "Cancel an incident opened by mistake."),
+)
+
+
+def _lifecycle_command(target: Status, done: str) -> Callable[..., None]:
+    def command(
+        ctx: typer.Context,
+        number: Number,
+        reason: Annotated[str, typer.Option("--reason", "-r", help="why")] = "",
+        actor: AsActor = None,
+        json: JsonFlag = False,
+    ) -> None:
+        _apply(ctx, number, StatusChange(target, _actor(actor), reason), done, json)
+
+    return command
+
+
+def register_lifecycle(root: typer.Typer) -> None:
+    """One command per lifecycle verb, each recording who did it and why."""
+    for name, target, done, help_text in LIFECYCLE:
+        root.command(name, help=help_text)(_lifecycle_command(target, done))
+
+
+def note(
+    ctx: typer.Context,
+    number: Number,
+    text: Annotated[str, typer.Argument(help="the note")],
+    actor: AsActor = None,
+    json: JsonFlag = False,
+) -> None:
+    """Add a note to the incident's timeline."""
+    _apply(ctx, number, NoteAdded(text, _actor(actor)), "noted", json)
+
+
+@actions.command("list")
+def list_actions(
+    ctx: typer.Context,
+    incident: Annotated[int | None, typer.Option(help="only this incident")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Every action the playbooks asked for, with its delivery state."""
+
+    async def go() -> None:
+        async with opened_app(ctx) as app:
+            items = await app.store.list_actions(incident)
+        if json:
+            print_json(items)
+        else:
+            console.print(actions_table(items))
+
+    run(go())
+
+
+@deadletters.command("list")
+def list_dead_letters(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    json: JsonFlag = False,
+) -> None:
+    """Payloads that could not be read, newest first, with the reason."""
+
+    async def go() -> None:
+        async with opened_app(ctx) as app:
+            letters = await app.store.list_dead_letters(limit)
+        if json:
+            print_json(letters)
+        else:
+            console.print(dead_letters_table(letters))
+
+    run(go())

@@ -1,0 +1,122 @@
+"""`orchestrator playbooks …`: validate, print the schema, list, and run playbook test cases."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.cli.common import console, errors, fail, options, print_json, run
+from orchestrator.playbook.actions import ACTION_NAMES
+from orchestrator.playbook.loader import PlaybookLoadError, load_playbooks
+from orchestrator.playbook.model import playbook_json_schema
+from orchestrator.playbook.playbookset import PlaybookSet
+from orchestrator.playbook_tests import run_playbook_tests
+
+playbooks = typer.Typer(help="Check, describe and test playbooks.", no_args_is_help=True)
+
+Folder = Annotated[
+    Path | None, typer.Argument(help="playbook folder (default: ORCH_PLAYBOOKS_DIR or playbooks/)")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def _load(ctx: typer.Context, folder: Path | None, json: bool) -> PlaybookSet:
+    root = folder or options(ctx).settings().playbooks_dir
+    try:
+        return load_playbooks(root, known_actions=ACTION_NAMES)
+    except PlaybookLoadError as err:
+        if json:
+            print_json({"ok": False, "problems": [str(p) for p in err.problems]})
+        else:
+            for problem in err.problems:
+                errors.print(str(problem), markup=False, highlight=False)
+            errors.print(f"[bold red]{len(err.problems)} problem(s)[/] in {root}")
+        raise typer.Exit(1) from None
+
+
+@playbooks.command()
+def validate(ctx: typer.Context, folder: Folder = None, json: JsonFlag = False) -> None:
+    """Check every playbook: schema, matchers, durations, templates, action names.
+
+    Errors are printed as file:line:column: message; exit status 1 when there are any.
+    """
+    loaded = _load(ctx, folder, json)
+    if json:
+        print_json({"ok": True, "playbooks": [p.name for p in loaded]})
+    else:
+        console.print(f"[green]ok[/]: {len(loaded)} playbook(s) valid")
+
+
+@playbooks.command("list")
+def list_playbooks(ctx: typer.Context, folder: Folder = None, json: JsonFlag = False) -> None:
+    """The playbooks in match order."""
+    loaded = _load(ctx, folder, json)
+    if json:
+        print_json(
+            [
+                {
+                    "name": p.name,
+                    "file": p.source,
+                    "version": p.version,
+                    "match": p.match,
+                    "owner": p.owner,
+                    "tests": len(p.tests),
+                }
+                for p in loaded
+            ]
+        )
+        return
+    table = Table(title="Playbooks (first match wins, in this order)", title_justify="left")
+    for column in ("name", "match", "severity", "group by", "tests", "file"):
+        table.add_column(column)
+    for p in loaded:
+        severity = p.severity if isinstance(p.severity, str) else f"from {p.severity.from_label}"
+        table.add_row(
+            p.name,
+            Text("\n".join(p.match)),
+            str(severity),
+            ", ".join(p.group_by),
+            str(len(p.tests)),
+            p.source,
+        )
+    console.print(table)
+
+
+@playbooks.command()
+def schema() -> None:
+    """Print the JSON Schema of the playbook format (for editors and CI)."""
+    typer.echo(jsonlib.dumps(playbook_json_schema(), indent=2))
+
+
+@playbooks.command("test")
+def run_tests(ctx: typer.Context, folder: Folder = None, json: JsonFlag = False) -> None:
+    """Run the test cases the playbooks carry: alerts in, expected match, incidents and actions."""
+    loaded = _load(ctx, folder, json)
+    results = run(run_playbook_tests(loaded))
+    failed = [r for r in results if not r.passed]
+    if json:
+        print_json(
+            {"passed": len(results) - len(failed), "failed": len(failed), "results": results}
+        )
+    else:
+        table = Table(title="Playbook tests", title_justify="left")
+        for column in ("playbook", "case", "result"):
+            table.add_column(column)
+        for result in results:
+            verdict = (
+                Text("pass", style="green")
+                if result.passed
+                else Text("FAIL: " + "; ".join(result.failures), style="red")
+            )
+            table.add_row(result.playbook, result.name, verdict)
+        console.print(table)
+        console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if not results:
+        raise fail("no playbook carries any test case")
+    if failed:
+        raise typer.Exit(1)

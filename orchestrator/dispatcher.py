@@ -1,0 +1,131 @@
+"""The dispatcher: delivers outbox actions through handlers, retries, records every attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from orchestrator.actions import Action, ActionHandler, ActionResult
+from orchestrator.clock import Clock
+from orchestrator.incident.model import Actor, ActorKind
+from orchestrator.store.protocols import OutboxItem, Store
+from orchestrator.timeline import EntryDraft, Kind
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: float = 2.0  # seconds; doubles each attempt
+    max_delay: float = 600.0
+    timeout: float = 30.0  # one delivery attempt
+
+    def delay(self, key: str, attempts: int, retry_after: float | None) -> float:
+        """Exponential backoff with deterministic jitter (from the key, so runs are repeatable),
+        never sooner than the vendor's Retry-After."""
+        backoff = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
+        jitter = int(hashlib.sha256(f"{key}:{attempts}".encode()).hexdigest()[:4], 16) / 0xFFFF
+        backoff *= 0.75 + jitter / 2
+        return float(max(backoff, retry_after or 0.0))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        handlers: Mapping[str, ActionHandler],
+        clock: Clock,
+        *,
+        policy: RetryPolicy | None = None,
+        lease: dt.timedelta = dt.timedelta(minutes=2),
+        batch: int = 50,
+    ) -> None:
+        self.store = store
+        self.handlers = dict(handlers)
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self.lease = lease
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a pipeline commit so new actions go out without waiting for the poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Delivers what is due now; returns how many delivery attempts were made."""
+        items = await self.store.claim_due_actions(self.clock.now(), self.batch, self.lease)
+        for item in items:
+            await self._deliver(item)
+        return len(items)
+
+    async def drain(self) -> int:
+        """Delivers until nothing is due now (retries scheduled for later stay pending)."""
+        total = 0
+        while attempts := await self.run_once():
+            total += attempts
+        return total
+
+    async def run_forever(self, stop: asyncio.Event, poll: float = 1.0) -> None:
+        while not stop.is_set():
+            if await self.run_once():
+                continue
+            self._wake.clear()
+            waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+            _, pending = await asyncio.wait(waiters, timeout=poll, return_when="FIRST_COMPLETED")
+            for task in pending:
+                task.cancel()
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        action = item.action
+        attempt = item.attempts + 1
+        result = await self._attempt(action)
+        now = self.clock.now()
+        actor = Actor(ActorKind.SYSTEM, "dispatcher")
+        base = {"key": action.key, "action": action.name, "attempt": attempt}
+        retry_at: dt.datetime | None = None
+        if result.ok:
+            entry = EntryDraft(
+                Kind.ACTION_SUCCEEDED,
+                actor,
+                now,
+                {**base, "detail": result.detail, **_safe(result)},
+            )
+        elif result.retryable and attempt < self.policy.max_attempts:
+            delay = self.policy.delay(action.key, attempt, result.retry_after)
+            retry_at = now + dt.timedelta(seconds=delay)
+            entry = EntryDraft(
+                Kind.ACTION_RETRYING,
+                actor,
+                now,
+                {**base, "error": result.detail, "retry_at": retry_at.isoformat()},
+            )
+        else:
+            reason = "gave up after the last attempt" if result.retryable else "not retryable"
+            entry = EntryDraft(
+                Kind.ACTION_FAILED, actor, now, {**base, "error": result.detail, "final": reason}
+            )
+        await self.store.finish_action(action.key, result, now, retry_at, [entry])
+
+    async def _attempt(self, action: Action) -> ActionResult:
+        handler = self.handlers.get(action.name)
+        if handler is None:
+            return ActionResult.failure(f"no handler is configured for {action.name}")
+        try:
+            async with asyncio.timeout(self.policy.timeout):
+                return await handler.deliver(action)
+        except TimeoutError:
+            return ActionResult.failure(
+                f"{handler.name}: no answer within {self.policy.timeout:g}s", retryable=True
+            )
+        except Exception as err:  # a handler bug must not stop the dispatcher; retry it
+            return ActionResult.failure(
+                f"{handler.name}: {type(err).__name__}: {err}", retryable=True
+            )
+
+
+def _safe(result: ActionResult) -> dict[str, object]:
+    """What a handler returned for the record (ids, channel names), never raw vendor bodies."""
+    return {"result": dict(result.data)} if result.data else {}

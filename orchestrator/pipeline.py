@@ -1,0 +1,250 @@
+"""The pipeline: normalize, match, group, decide, then persist each decision in one transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from orchestrator.clock import Clock
+from orchestrator.incident.engine import Decision, decide, open_incident
+from orchestrator.incident.events import AlertReceived, Event, TimerFired
+from orchestrator.incident.grouping import Route, group_key, route
+from orchestrator.incident.model import Actor, ActorKind, Incident
+from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
+from orchestrator.ingest.normalize import NormalizeError, normalize
+from orchestrator.playbook.model import Playbook
+from orchestrator.playbook.playbookset import PlaybookSet
+from orchestrator.store.protocols import (
+    AlertRecord,
+    ConcurrentUpdateError,
+    DeadLetter,
+    Disposition,
+    Store,
+    Transaction,
+)
+from orchestrator.timeline import EntryDraft, Kind
+from orchestrator.timers import Timer
+
+MAX_CONFLICT_RETRIES = 5
+
+
+class IncidentNotFoundError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Outcome:
+    alert_id: str
+    disposition: Disposition
+    playbook: str | None = None
+    incident_number: int | None = None
+    actions: int = 0
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What became of one payload: its alerts' outcomes, or the error that dead-lettered it."""
+
+    origin: str
+    format: SourceFormat | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: str | None = None
+    dead_letter_id: int | None = None
+    truncated: int = 0
+
+
+ROUTE_DISPOSITIONS = {
+    Route.OPEN: Disposition.OPENED,
+    Route.REOPEN: Disposition.REOPENED,
+    Route.ORPHAN: Disposition.ORPHANED,
+}
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: Store,
+        playbooks: PlaybookSet,
+        clock: Clock,
+        *,
+        is_drill: bool = False,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.playbooks = playbooks
+        self.clock = clock
+        self.is_drill = is_drill
+        self._on_commit = on_commit or (lambda: None)
+
+    async def ingest_bytes(
+        self,
+        raw: bytes,
+        origin: str,
+        *,
+        format: SourceFormat | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> IngestReport:
+        """Never raises for bad input: it goes to the dead letters with its raw bytes."""
+        now = self.clock.now()
+        try:
+            normalized = normalize(raw, received_at=now, format=format)
+        except NormalizeError as err:
+            letter = DeadLetter(origin, str(err), raw, now, dict(headers or {}))
+            async with self.store.transaction() as tx:
+                letter_id = await tx.record_dead_letter(letter)
+            return IngestReport(origin, format, error=str(err), dead_letter_id=letter_id)
+        outcomes = []
+        for alert in normalized.alerts:
+            outcomes.extend(await self.handle_alert(alert))
+        return IngestReport(
+            origin, normalized.format, outcomes=outcomes, truncated=normalized.truncated
+        )
+
+    async def handle_alert(self, alert: Alert) -> list[Outcome]:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                async with self.store.transaction() as tx:
+                    outcomes = await self._alert_in(tx, alert)
+            except ConcurrentUpdateError:
+                continue
+            self._on_commit()
+            return outcomes
+        raise ConcurrentUpdateError(f"alert {alert.id}: incident kept changing, gave up")
+
+    async def _alert_in(self, tx: Transaction, alert: Alert) -> list[Outcome]:
+        now = self.clock.now()
+        if await tx.alert_seen(alert.id):
+            return [Outcome(alert.id, Disposition.DUPLICATE)]
+        matched = self.playbooks.match(alert.labels)
+        if not matched:
+            await tx.record_alert(_record(alert, Disposition.UNMATCHED))
+            return [Outcome(alert.id, Disposition.UNMATCHED)]
+        outcomes = [await self._route(tx, alert, playbook, now) for playbook in matched]
+        # One row per alert: the first playbook's outcome is its disposition; later `continue`
+        # matches are on their incidents' timelines.
+        first = outcomes[0]
+        await tx.record_alert(
+            _record(alert, first.disposition, first.playbook, first.incident_number)
+        )
+        return outcomes
+
+    async def _route(
+        self, tx: Transaction, alert: Alert, playbook: Playbook, now: dt.datetime
+    ) -> Outcome:
+        latest = await tx.latest_incident_for_group(group_key(playbook, alert.labels))
+        where = route(latest, alert, playbook, now)
+        if where is Route.ORPHAN:
+            return Outcome(alert.id, Disposition.ORPHANED, playbook.name)
+        if where is Route.OPEN:
+            number = await tx.allocate_incident_number()
+            decision = open_incident(number, alert, playbook, now, is_drill=self.is_drill)
+            await self._persist(tx, decision, now, new=True)
+            return Outcome(
+                alert.id, Disposition.OPENED, playbook.name, number, len(decision.actions)
+            )
+        assert latest is not None
+        decision = decide(latest, AlertReceived(alert), playbook, now)
+        await self._persist(tx, decision, now, new=False)
+        if where is Route.REOPEN:
+            disposition = Disposition.REOPENED
+        elif alert.status is AlertStatus.RESOLVED:
+            disposition = Disposition.RESOLVED
+        else:
+            disposition = Disposition.GROUPED
+        return Outcome(alert.id, disposition, playbook.name, latest.number, len(decision.actions))
+
+    async def apply(self, number: int, event: Event) -> Decision:
+        """Applies a command (ack, resolve, note, ...) to incident `number`.
+
+        Raises IncidentNotFoundError, or TransitionError when the incident's state forbids it.
+        """
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                async with self.store.transaction() as tx:
+                    incident = await tx.get_incident_for_update(number)
+                    if incident is None:
+                        raise IncidentNotFoundError(f"no incident #{number}")
+                    now = self.clock.now()
+                    decision = decide(incident, event, self._playbook_for(incident), now)
+                    await self._persist(tx, decision, now, new=False)
+            except ConcurrentUpdateError:
+                continue
+            self._on_commit()
+            return decision
+        raise ConcurrentUpdateError(f"incident #{number} kept changing, gave up")
+
+    async def fire_timer(self, timer: Timer) -> Decision | None:
+        """Turns a due timer into a TimerFired decision; marks it fired in the same transaction."""
+        async with self.store.transaction() as tx:
+            now = self.clock.now()
+            if not await tx.mark_timer_fired(timer.key, now):
+                return None  # already fired or cancelled: another claimer got there first
+            incident = await tx.get_incident_for_update(timer.incident_number)
+            if incident is None:
+                return None
+            event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))
+            decision = decide(incident, event, self._playbook_for(incident), now)
+            await self._persist(tx, decision, now, new=False)
+        self._on_commit()
+        return decision
+
+    def _playbook_for(self, incident: Incident) -> Playbook:
+        playbook = self.playbooks.get(incident.playbook)
+        if playbook is None:
+            raise LookupError(
+                f"incident #{incident.number} follows playbook {incident.playbook!r}, "
+                "which is no longer loaded"
+            )
+        return playbook
+
+    async def _persist(
+        self, tx: Transaction, decision: Decision, now: dt.datetime, *, new: bool
+    ) -> None:
+        incident = decision.incident
+        if new:
+            await tx.insert_incident(incident)
+        else:
+            incident = _next_revision(incident)
+            await tx.update_incident(incident)
+        entries = list(decision.entries)
+        if decision.cancel_timer_kinds:
+            cancelled = await tx.cancel_timers(incident.number, decision.cancel_timer_kinds, now)
+            entries += [_cancelled_entry(timer, incident, now) for timer in cancelled]
+        await tx.schedule_timers(list(decision.timers))
+        await tx.append_timeline(incident.number, entries, now)
+        await tx.enqueue_actions(list(decision.actions), now)
+
+
+def _next_revision(incident: Incident) -> Incident:
+    return dataclasses.replace(incident, revision=incident.revision + 1)
+
+
+def _cancelled_entry(timer: Timer, incident: Incident, now: dt.datetime) -> EntryDraft:
+    return EntryDraft(
+        Kind.TIMER_CANCELLED,
+        Actor(ActorKind.SYSTEM, "timers"),
+        now,
+        {"key": timer.key, "timer": timer.kind, "reason": f"incident {incident.status.value}"},
+    )
+
+
+def _record(
+    alert: Alert,
+    disposition: Disposition,
+    playbook: str | None = None,
+    incident_number: int | None = None,
+) -> AlertRecord:
+    return AlertRecord(
+        alert_id=alert.id,
+        source=alert.source.value,
+        fingerprint=alert.fingerprint,
+        status=alert.status.value,
+        labels=dict(alert.labels),
+        starts_at=alert.starts_at,
+        received_at=alert.received_at,
+        disposition=disposition,
+        playbook=playbook,
+        incident_number=incident_number,
+    )
