@@ -1,0 +1,171 @@
+"""The store's tables as SQLAlchemy Core metadata: what migrations build and SqlStore queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """A timestamp that only accepts aware datetimes and always comes back as aware UTC.
+
+    PostgreSQL keeps the instant in TIMESTAMPTZ. SQLite has no time zones, so it stores naive
+    UTC text in a fixed format, which also keeps text comparisons in queries chronological.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the store only takes timezone-aware times")
+        utc = value.astimezone(dt.UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise TypeError(f"expected a datetime from the database, got {value!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+# Foreign keys are checked at commit so that a transaction may write an incident's rows in any
+# order; they still guarantee nothing refers to an incident that does not exist.
+def _incident_fk(nullable: bool = False) -> sa.Column[Any]:
+    return sa.Column(
+        "incident_number",
+        sa.Integer,
+        sa.ForeignKey("incidents.number", deferrable=True, initially="DEFERRED"),
+        nullable=nullable,
+    )
+
+
+metadata = sa.MetaData()
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("max_severity", sa.String(16), nullable=False),
+    sa.Column("playbook", sa.Text, nullable=False),
+    sa.Column("playbook_version", sa.Text, nullable=False),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("group_labels", sa.JSON, nullable=False),
+    sa.Column("declared_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("team", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("is_drill", sa.Boolean, nullable=False),
+    sa.Column("firing", sa.JSON, nullable=False),
+    sa.Column("cycle", sa.Integer, nullable=False),
+    sa.Column("acknowledged_at", UtcDateTime, nullable=True),
+    sa.Column("mitigated_at", UtcDateTime, nullable=True),
+    sa.Column("resolved_at", UtcDateTime, nullable=True),
+    sa.Column("closed_at", UtcDateTime, nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("links", sa.JSON, nullable=False),
+    sa.Index("ix_incidents_group_key_declared_at", "group_key", "declared_at"),
+    sa.Index("ix_incidents_status", "status"),
+)
+
+# Plain JSON rather than JSONB on PostgreSQL: the stored text must give back exactly the values
+# that were hashed, and JSONB normalises numbers.
+timeline = sa.Table(
+    "timeline",
+    metadata,
+    _incident_fk(),
+    sa.Column("seq", sa.Integer, nullable=False, autoincrement=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("actor", sa.JSON, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("incident_number", "seq", name="pk_timeline"),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("starts_at", UtcDateTime, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("disposition", sa.String(32), nullable=False),
+    sa.Column("playbook", sa.Text, nullable=True),
+    _incident_fk(nullable=True),
+    sa.Index("ix_alerts_incident_number", "incident_number"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    _incident_fk(),
+    sa.Column("is_drill", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("claimed_until", UtcDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("delivered_at", UtcDateTime, nullable=True),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_incident_number", "incident_number"),
+)
+
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    _incident_fk(),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("due_at", UtcDateTime, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("claimed_until", UtcDateTime, nullable=True),
+    sa.Column("fired_at", UtcDateTime, nullable=True),
+    sa.Column("cancelled_at", UtcDateTime, nullable=True),
+    sa.Index("ix_timers_status_due_at", "status", "due_at"),
+    sa.Index("ix_timers_incident_number", "incident_number"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+)
+
+# One row per sequence; the row lock taken by its UPDATE is what makes incident numbers gap-free.
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+)
+
+INCIDENT_COUNTER = "incident"

@@ -1,0 +1,258 @@
+"""SqlTransaction: the pipeline's atomic unit of writes (Transaction) on one open SQL connection."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from orchestrator.actions import Action
+from orchestrator.incident.model import Incident
+from orchestrator.store import rows
+from orchestrator.store.protocols import (
+    AlertRecord,
+    ConcurrentUpdateError,
+    DeadLetter,
+    OutboxStatus,
+    Timer,
+    TimerStatus,
+)
+from orchestrator.store.schema import (
+    INCIDENT_COUNTER,
+    alerts,
+    counters,
+    dead_letters,
+    incidents,
+    outbox,
+    timeline,
+)
+from orchestrator.store.schema import timers as timers_table
+from orchestrator.timeline import GENESIS_HASH, EntryDraft, TimelineEntry, chain
+
+T = TypeVar("T")
+
+# Namespace of the advisory locks taken per group key (the two-int4 lock space on PostgreSQL).
+_GROUP_LOCK_NAMESPACE = 0x6F7263
+
+
+class SqlTransaction:
+    """Runs inside a transaction SqlStore began; it never commits or rolls back itself."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+
+    async def alert_seen(self, alert_id: str) -> bool:
+        found = await self._conn.scalar(
+            sa.select(sa.literal(1)).where(alerts.c.alert_id == alert_id)
+        )
+        return found is not None
+
+    async def record_alert(self, record: AlertRecord) -> None:
+        await self._conn.execute(sa.insert(alerts).values(rows.alert_values(record)))
+
+    async def latest_incident_for_group(self, group_key: str) -> Incident | None:
+        if self._postgres:
+            # A row lock cannot cover "no incident yet": two alerts of a new group would each open
+            # one. The group's advisory lock serialises them until this transaction ends.
+            await self._conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))"),
+                {"namespace": _GROUP_LOCK_NAMESPACE, "key": group_key},
+            )
+        row = (
+            (
+                await self._conn.execute(
+                    sa.select(incidents)
+                    .where(incidents.c.group_key == group_key)
+                    .order_by(incidents.c.declared_at.desc(), incidents.c.number.desc())
+                    .limit(1)
+                    .with_for_update()
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return rows.incident_from_row(row) if row is not None else None
+
+    async def get_incident_for_update(self, number: int) -> Incident | None:
+        row = (
+            (
+                await self._conn.execute(
+                    sa.select(incidents).where(incidents.c.number == number).with_for_update()
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return rows.incident_from_row(row) if row is not None else None
+
+    async def allocate_incident_number(self) -> int:
+        # The UPDATE holds the counter's row lock until commit or rollback: numbers are handed out
+        # one transaction at a time, and a rollback undoes the increment.
+        value = await self._conn.scalar(
+            sa.update(counters)
+            .where(counters.c.name == INCIDENT_COUNTER)
+            .values(value=counters.c.value + 1)
+            .returning(counters.c.value)
+        )
+        if value is None:
+            raise RuntimeError("the incident counter is missing: was the store migrated?")
+        return int(value)
+
+    async def insert_incident(self, incident: Incident) -> None:
+        await self._conn.execute(sa.insert(incidents).values(rows.incident_values(incident)))
+
+    async def update_incident(self, incident: Incident) -> None:
+        values = rows.incident_values(incident)
+        del values["number"]
+        result = await self._conn.execute(
+            sa.update(incidents)
+            .where(
+                incidents.c.number == incident.number,
+                incidents.c.revision == incident.revision - 1,
+            )
+            .values(values)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentUpdateError(
+                f"incident {incident.number} is no longer at revision {incident.revision - 1}"
+            )
+
+    async def append_timeline(
+        self, incident_number: int, drafts: list[EntryDraft], recorded_at: dt.datetime
+    ) -> list[TimelineEntry]:
+        if not drafts:
+            return []
+        await self.lock_incident(incident_number)
+        last = (
+            await self._conn.execute(
+                sa.select(timeline.c.seq, timeline.c.hash)
+                .where(timeline.c.incident_number == incident_number)
+                .order_by(timeline.c.seq.desc())
+                .limit(1)
+            )
+        ).first()
+        seq, prev_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+        entries: list[TimelineEntry] = []
+        for draft in drafts:
+            seq += 1
+            entry = chain(incident_number, seq, draft, recorded_at, prev_hash)
+            entries.append(entry)
+            prev_hash = entry.hash
+        await self._conn.execute(sa.insert(timeline), [rows.timeline_values(e) for e in entries])
+        return entries
+
+    async def lock_incident(self, incident_number: int) -> None:
+        """Serialises appends to one incident's chain across PostgreSQL connections.
+
+        SQLite needs nothing: its writers already take turns. Everyone locks the incident before
+        touching its outbox rows, so the dispatcher and the pipeline cannot deadlock each other.
+        """
+        if self._postgres:
+            await self._conn.execute(
+                sa.select(incidents.c.number)
+                .where(incidents.c.number == incident_number)
+                .with_for_update()
+            )
+
+    async def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
+        values = [
+            {
+                "key": action.key,
+                "name": action.name,
+                "params": action.params,
+                "incident_number": action.incident_number,
+                "is_drill": action.is_drill,
+                "status": OutboxStatus.PENDING.value,
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+                "claimed_until": None,
+                "last_error": "",
+                "delivered_at": None,
+                "result": {},
+            }
+            for action in actions
+        ]
+        new = await self._insert_if_absent(outbox, values)
+        return _first_of_each(actions, new, lambda action: action.key)
+
+    async def schedule_timers(self, timers: list[Timer]) -> list[Timer]:
+        values = [
+            {
+                **rows.timer_values(timer),
+                "status": TimerStatus.PENDING.value,
+                "claimed_until": None,
+                "fired_at": None,
+                "cancelled_at": None,
+            }
+            for timer in timers
+        ]
+        new = await self._insert_if_absent(timers_table, values)
+        return _first_of_each(timers, new, lambda timer: timer.key)
+
+    async def _insert_if_absent(self, table: sa.Table, values: list[dict[str, Any]]) -> set[str]:
+        """Inserts the rows whose key is not stored yet; returns the keys it inserted."""
+        if not values:
+            return set()
+        insert = postgresql.insert(table) if self._postgres else sqlite.insert(table)
+        result = await self._conn.execute(
+            insert.values(values)
+            .on_conflict_do_nothing(index_elements=[table.c.key])
+            .returning(table.c.key)
+        )
+        return set(result.scalars())
+
+    async def cancel_timers(
+        self, incident_number: int, kinds: frozenset[str] | None, now: dt.datetime
+    ) -> list[Timer]:
+        conditions = [
+            timers_table.c.incident_number == incident_number,
+            timers_table.c.status == TimerStatus.PENDING.value,
+        ]
+        if kinds is not None:
+            if not kinds:
+                return []
+            conditions.append(timers_table.c.kind.in_(sorted(kinds)))
+        result = await self._conn.execute(
+            sa.update(timers_table)
+            .where(*conditions)
+            .values(status=TimerStatus.CANCELLED.value, cancelled_at=now, claimed_until=None)
+            .returning(*timers_table.c)
+        )
+        cancelled = [rows.timer_from_row(row) for row in result.mappings()]
+        return sorted(cancelled, key=lambda timer: (timer.due_at, timer.key))
+
+    async def mark_timer_fired(self, key: str, now: dt.datetime) -> bool:
+        result = await self._conn.execute(
+            sa.update(timers_table)
+            .where(timers_table.c.key == key, timers_table.c.status == TimerStatus.PENDING.value)
+            .values(status=TimerStatus.FIRED.value, fired_at=now, claimed_until=None)
+        )
+        return result.rowcount == 1
+
+    async def record_dead_letter(self, letter: DeadLetter) -> int:
+        new_id = await self._conn.scalar(
+            sa.insert(dead_letters)
+            .values(rows.dead_letter_values(letter))
+            .returning(dead_letters.c.id)
+        )
+        if new_id is None:
+            raise RuntimeError("the database returned no id for the dead letter")
+        return int(new_id)
+
+
+def _first_of_each(items: Sequence[T], inserted: set[str], key_of: Callable[[T], str]) -> list[T]:
+    """The items whose key was inserted, in the caller's order, a repeated key only once."""
+    seen: set[str] = set()
+    kept: list[T] = []
+    for item in items:
+        key = key_of(item)
+        if key in inserted and key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept

@@ -1,0 +1,74 @@
+"""Shared test fixtures; for now the store backends every contract test runs against."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from orchestrator.store.sql import SqlStore
+
+POSTGRES_URL_ENV = "ORCH_TEST_POSTGRES_URL"
+REQUIRE_SERVICES_ENV = "ORCH_REQUIRE_SERVICES"
+
+STORE_BACKENDS = [
+    "sqlite-file",
+    "sqlite-memory",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+def postgres_url() -> str:
+    """The test server's URL; skips the test without one, or fails it when CI requires one."""
+    url = os.environ.get(POSTGRES_URL_ENV, "")
+    if url:
+        return url
+    if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
+        pytest.fail(
+            f"{POSTGRES_URL_ENV} is not set but {REQUIRE_SERVICES_ENV}=1 requires PostgreSQL"
+        )
+    pytest.skip(f"set {POSTGRES_URL_ENV} or run deploy/postgres/start-test-postgres.sh")
+
+
+async def reset_postgres(url: str) -> None:
+    """Drops everything in the test database so each test migrates a fresh schema."""
+    database = sa.make_url(url).database or ""
+    if "test" not in database:
+        # The reset is destructive: refuse anything that does not look like a test database.
+        pytest.fail(f"{POSTGRES_URL_ENV} must name a test database (got {database!r})")
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL with nothing in it yet, for each backend."""
+    backend: str = request.param
+    if backend == "sqlite-file":
+        return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    if backend == "sqlite-memory":
+        return "sqlite+aiosqlite:///:memory:"
+    url = postgres_url()
+    await reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[SqlStore]:
+    """An open, migrated, empty store; closed after the test."""
+    opened = SqlStore(store_url)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -1,0 +1,632 @@
+"""The Store contract, run against every backend: SQLite (file and :memory:) and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from orchestrator.actions import Action, ActionResult
+from orchestrator.incident.model import Actor, ActorKind, Incident, Severity, Status
+from orchestrator.store.engine import alembic_config, upgrade
+from orchestrator.store.protocols import (
+    AlertRecord,
+    ConcurrentUpdateError,
+    DeadLetter,
+    Disposition,
+    OutboxStatus,
+    Store,
+    Timer,
+    TimerStatus,
+)
+from orchestrator.store.schema import metadata
+from orchestrator.store.sql import SqlStore
+from orchestrator.timeline import GENESIS_HASH, EntryDraft, Kind, verify_chain
+
+T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+PLUS_TWO = dt.timezone(dt.timedelta(hours=2))
+LEASE = dt.timedelta(seconds=30)
+SYSTEM = Actor(ActorKind.SYSTEM, "orchestrator")
+ALICE = Actor(ActorKind.SLACK, "U123", "alice")
+
+
+class AbortError(Exception):
+    """Raised inside a transaction to make it roll back."""
+
+
+def make_incident(number: int, **changes: Any) -> Incident:
+    base = Incident(
+        number=number,
+        title=f"Checkout errors #{number}",
+        status=Status.TRIGGERED,
+        severity=Severity.SEV2,
+        max_severity=Severity.SEV2,
+        playbook="checkout",
+        playbook_version="3",
+        group_key="service=checkout",
+        group_labels={"service": "checkout"},
+        declared_at=T0,
+        updated_at=T0,
+        service="checkout",
+        team="payments",
+        summary="5xx over 2%",
+        firing=frozenset({"fp-b", "fp-a"}),
+        links={"slack": "C0123"},
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def note(text: str, at: dt.datetime = T0, actor: Actor = SYSTEM) -> EntryDraft:
+    return EntryDraft(Kind.NOTE, actor, at, {"text": text, "nested": {"n": 1.5, "l": [1, "x"]}})
+
+
+def action(key: str, number: int, name: str = "slack.post") -> Action:
+    return Action(key=key, name=name, params={"text": f"hello {key}"}, incident_number=number)
+
+
+def timer(key: str, number: int, kind: str = "escalation", due: dt.datetime = T0) -> Timer:
+    return Timer(key=key, incident_number=number, kind=kind, due_at=due, payload={"step": 1})
+
+
+async def open_incident(store: SqlStore, **changes: Any) -> Incident:
+    async with store.transaction() as txn:
+        incident = make_incident(await txn.allocate_incident_number(), **changes)
+        await txn.insert_incident(incident)
+    return incident
+
+
+def is_memory(store: SqlStore) -> bool:
+    return store.engine.url.database in (None, "", ":memory:")
+
+
+def test_sql_store_implements_the_seam(store: SqlStore) -> None:
+    seam: Store = store  # mypy checks every method's signature here
+    assert seam is store
+
+
+# Schema and migrations
+
+
+async def test_open_twice_migrates_once_and_keeps_data(store: SqlStore, store_url: str) -> None:
+    incident = await open_incident(store)
+    await store.open()  # already open: nothing happens
+    if is_memory(store):
+        return  # a second :memory: store would be a different database
+    second = SqlStore(store_url)
+    await second.open()
+    try:
+        assert await second.get_incident(incident.number) == incident
+        async with second.transaction() as txn:
+            assert await txn.allocate_incident_number() == incident.number + 1
+    finally:
+        await second.close()
+
+
+async def test_migrated_schema_matches_metadata(store: SqlStore) -> None:
+    def differences(conn: Connection) -> list[Any]:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(differences) == []
+
+
+async def test_migrations_downgrade_to_nothing_and_back(store: SqlStore) -> None:
+    def tables(conn: Connection) -> set[str]:
+        return set(sa.inspect(conn).get_table_names()) - {"alembic_version"}
+
+    def downgrade(conn: Connection) -> None:
+        command.downgrade(alembic_config(conn), "base")
+
+    async with store.engine.begin() as conn:
+        assert await conn.run_sync(tables) == set(metadata.tables)
+        await conn.run_sync(downgrade)
+        assert await conn.run_sync(tables) == set()
+        await conn.run_sync(upgrade)
+        assert await conn.run_sync(tables) == set(metadata.tables)
+    assert (await open_incident(store)).number == 1
+
+
+# Incidents
+
+
+async def test_incidents_insert_get_and_list(store: SqlStore) -> None:
+    first = await open_incident(store)
+    second = await open_incident(store, status=Status.RESOLVED, resolved_at=T0, is_drill=True)
+    assert (first.number, second.number) == (1, 2)
+
+    assert await store.get_incident(1) == first
+    assert await store.get_incident(2) == second
+    assert await store.get_incident(99) is None
+    assert await store.list_incidents() == [second, first]
+    assert await store.list_incidents(limit=1) == [second]
+    assert await store.list_incidents(frozenset({Status.TRIGGERED})) == [first]
+    assert await store.list_incidents(frozenset()) == []
+
+
+async def test_update_incident_checks_the_revision(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    async with store.transaction() as txn:
+        locked = await txn.get_incident_for_update(incident.number)
+        assert locked == incident
+        acked = dataclasses.replace(
+            incident, status=Status.ACKNOWLEDGED, acknowledged_at=T0, revision=1
+        )
+        await txn.update_incident(acked)
+    assert await store.get_incident(incident.number) == acked
+
+    stale = dataclasses.replace(incident, title="stale writer", revision=1)
+    with pytest.raises(ConcurrentUpdateError):
+        async with store.transaction() as txn:
+            await txn.update_incident(stale)
+    assert await store.get_incident(incident.number) == acked
+
+    async with store.transaction() as txn:
+        assert await txn.get_incident_for_update(404) is None
+
+
+async def test_latest_incident_for_group(store: SqlStore) -> None:
+    older = await open_incident(store, declared_at=T0)
+    newer = await open_incident(store, declared_at=T0 + dt.timedelta(hours=1))
+    await open_incident(store, group_key="service=search", declared_at=T0 + dt.timedelta(hours=2))
+    async with store.transaction() as txn:
+        assert await txn.latest_incident_for_group("service=checkout") == newer
+        assert await txn.latest_incident_for_group("service=none") is None
+    assert older.number < newer.number
+
+
+async def test_incident_numbers_are_gap_free_across_rollbacks(store: SqlStore) -> None:
+    async with store.transaction() as txn:
+        assert await txn.allocate_incident_number() == 1
+
+    async def allocate_then_fail() -> None:
+        async with store.transaction() as txn:
+            assert await txn.allocate_incident_number() == 2
+            raise AbortError
+
+    with pytest.raises(AbortError):
+        await allocate_then_fail()
+    async with store.transaction() as txn:
+        assert await txn.allocate_incident_number() == 2
+
+
+async def test_concurrent_transactions_take_turns(store: SqlStore) -> None:
+    async def allocate() -> int:
+        async with store.transaction() as txn:
+            number = await txn.allocate_incident_number()
+            await asyncio.sleep(0)  # let the other tasks try to interleave
+            await txn.insert_incident(make_incident(number))
+            return number
+
+    numbers = await asyncio.gather(*(allocate() for _ in range(20)))
+    assert sorted(numbers) == list(range(1, 21))
+
+
+async def test_sqlite_refuses_to_nest_instead_of_hanging(store: SqlStore) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL connections are independent: nesting is allowed there")
+    async with store.transaction():
+        with pytest.raises(RuntimeError, match="already has a transaction"):
+            await store.claim_due_actions(T0, 10, LEASE)
+    if is_memory(store):
+        async with store.transaction():
+            with pytest.raises(RuntimeError, match="already has a transaction"):
+                await store.list_incidents()
+    else:
+        async with store.transaction():
+            assert await store.list_incidents() == []
+
+
+# Timeline
+
+
+async def test_timeline_is_hash_chained(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    async with store.transaction() as txn:
+        first = await txn.append_timeline(
+            incident.number, [note("one"), note("two", actor=ALICE)], T0
+        )
+        assert await txn.append_timeline(incident.number, [], T0) == []
+    async with store.transaction() as txn:
+        later = await txn.append_timeline(
+            incident.number, [note("three", at=T0.astimezone(PLUS_TWO))], T0
+        )
+
+    assert [e.seq for e in first + later] == [1, 2, 3]
+    assert first[0].prev_hash == GENESIS_HASH
+    assert later[0].prev_hash == first[1].hash
+    stored = await store.timeline(incident.number)
+    assert stored == first + later
+    assert verify_chain(stored) == []
+    assert await store.timeline(404) == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE timeline SET data = '{}' WHERE seq = 1",
+        "DELETE FROM timeline WHERE seq = 1",
+        "DELETE FROM timeline",
+    ],
+)
+async def test_the_database_refuses_to_change_the_timeline(store: SqlStore, statement: str) -> None:
+    incident = await open_incident(store)
+    async with store.transaction() as txn:
+        await txn.append_timeline(incident.number, [note("immutable")], T0)
+
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.text(statement))
+    entries = await store.timeline(incident.number)
+    assert [e.data["text"] for e in entries] == ["immutable"]
+    assert verify_chain(entries) == []
+
+
+# Alerts and dead letters
+
+
+async def test_alerts_are_recorded_once(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    record = AlertRecord(
+        alert_id="am:abc",
+        source="alertmanager",
+        fingerprint="abc",
+        status="firing",
+        labels={"service": "checkout", "ünïcode": "✓"},
+        starts_at=T0 - dt.timedelta(minutes=3),
+        received_at=T0,
+        disposition=Disposition.OPENED,
+        playbook="checkout",
+        incident_number=incident.number,
+    )
+    unmatched = AlertRecord(
+        alert_id="am:def",
+        source="alertmanager",
+        fingerprint="def",
+        status="firing",
+        labels={},
+        starts_at=T0,
+        received_at=T0 + dt.timedelta(seconds=1),
+        disposition=Disposition.UNMATCHED,
+    )
+    async with store.transaction() as txn:
+        assert not await txn.alert_seen("am:abc")
+        await txn.record_alert(record)
+        await txn.record_alert(unmatched)
+        assert await txn.alert_seen("am:abc")
+    async with store.transaction() as txn:
+        assert await txn.alert_seen("am:abc")
+        assert not await txn.alert_seen("am:zzz")
+    with pytest.raises(sa.exc.IntegrityError):
+        async with store.transaction() as txn:
+            await txn.record_alert(record)
+
+    assert await store.list_alerts() == [record, unmatched]
+    assert await store.list_alerts(incident.number) == [record]
+
+
+async def test_dead_letters_keep_the_exact_bytes(store: SqlStore) -> None:
+    invalid_utf8 = b'{"labels": "\xff\xfe\x00\xc3("}\r\n'
+    huge = bytes(range(256)) * 4200  # a little over 1 MiB, every byte value
+    letters = [
+        DeadLetter("file.jsonl:12", "labels: not valid UTF-8", invalid_utf8, T0),
+        DeadLetter(
+            "kafka:alerts/3@1042",
+            "body too large",
+            huge,
+            T0.astimezone(PLUS_TWO),
+            headers={"content-type": "application/json"},
+        ),
+        DeadLetter("http:/v1/alerts", "empty body", b"", T0),
+    ]
+    async with store.transaction() as txn:
+        ids = [await txn.record_dead_letter(letter) for letter in letters]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
+
+    stored = await store.list_dead_letters()
+    assert stored == [dataclasses.replace(d, id=i) for d, i in zip(letters, ids, strict=True)][::-1]
+    assert stored[1].raw == huge
+    assert type(stored[2].raw) is bytes
+    assert await store.list_dead_letters(limit=1) == stored[:1]
+
+
+# Outbox
+
+
+async def test_enqueue_skips_keys_already_present(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    n = incident.number
+    async with store.transaction() as txn:
+        assert await txn.enqueue_actions([action("a", n), action("b", n)], T0) == [
+            action("a", n),
+            action("b", n),
+        ]
+    later = T0 + dt.timedelta(minutes=1)
+    async with store.transaction() as txn:
+        new = await txn.enqueue_actions([action("b", n), action("c", n), action("c", n)], later)
+        assert new == [action("c", n)]
+        assert await txn.enqueue_actions([], later) == []
+
+    items = await store.list_actions(n)
+    assert [item.action.key for item in items] == ["a", "b", "c"]
+    assert items[0].action == action("a", n)
+    assert (items[0].status, items[0].attempts, items[0].last_error) == (
+        OutboxStatus.PENDING,
+        0,
+        "",
+    )
+    assert items[2].created_at == items[2].next_attempt_at == later
+    assert items[0].delivered_at is None
+    assert items[0].result == {}
+    assert await store.list_actions(404) == []
+    assert await store.list_actions() == items
+
+
+async def test_claim_takes_a_lease(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    n = incident.number
+    async with store.transaction() as txn:
+        await txn.enqueue_actions([action("first", n)], T0)
+        await txn.enqueue_actions([action("second", n)], T0 + dt.timedelta(seconds=5))
+        await txn.enqueue_actions([action("later", n)], T0 + dt.timedelta(hours=1))
+
+    assert await store.claim_due_actions(T0 - dt.timedelta(seconds=1), 10, LEASE) == []
+    now = T0 + dt.timedelta(seconds=10)
+    assert await store.claim_due_actions(now, 0, LEASE) == []
+    claimed = await store.claim_due_actions(now, 1, LEASE)
+    assert [item.action.key for item in claimed] == ["first"]
+    claimed = await store.claim_due_actions(now, 10, LEASE)
+    assert [item.action.key for item in claimed] == ["second"]
+    assert await store.claim_due_actions(now + LEASE - dt.timedelta(seconds=1), 10, LEASE) == []
+
+    expired = now + LEASE
+    reclaimed = await store.claim_due_actions(expired, 10, LEASE)
+    assert [item.action.key for item in reclaimed] == ["first", "second"]
+    assert await store.claim_due_actions(expired, 10, LEASE) == []
+
+
+async def test_finish_action_delivered(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    async with store.transaction() as txn:
+        await txn.enqueue_actions([action("page", incident.number, "pagerduty.trigger")], T0)
+    await store.claim_due_actions(T0, 10, LEASE)
+
+    done = T0 + dt.timedelta(seconds=2)
+    result = ActionResult.success("paged", dedup_key="page")
+    drafts = [EntryDraft(Kind.ACTION_SUCCEEDED, SYSTEM, done, {"key": "page"})]
+    await store.finish_action("page", result, done, None, drafts)
+
+    [item] = await store.list_actions(incident.number)
+    assert (item.status, item.attempts, item.delivered_at) == (OutboxStatus.DELIVERED, 1, done)
+    assert item.result == {"dedup_key": "page"}
+    entries = await store.timeline(incident.number)
+    assert [(e.kind, e.recorded_at) for e in entries] == [(Kind.ACTION_SUCCEEDED, done)]
+    assert await store.claim_due_actions(done + LEASE * 10, 10, LEASE) == []
+
+    # A dispatcher whose lease had expired reports late: the delivery stands.
+    late = ActionResult.failure("timeout", retryable=True)
+    await store.finish_action("page", late, done, done + LEASE, [note("late")])
+    [item] = await store.list_actions(incident.number)
+    assert (item.status, item.attempts) == (OutboxStatus.DELIVERED, 1)
+    assert len(await store.timeline(incident.number)) == 2
+
+
+async def test_finish_action_retry_then_fail(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    n = incident.number
+    async with store.transaction() as txn:
+        await txn.append_timeline(n, [note("declared")], T0)
+        await txn.enqueue_actions([action("post", n)], T0)
+    await store.claim_due_actions(T0, 10, LEASE)
+
+    retry_at = T0 + dt.timedelta(minutes=5)
+    failure = ActionResult.failure("HTTP 503", retryable=True)
+    retrying = [EntryDraft(Kind.ACTION_RETRYING, SYSTEM, T0, {"error": "HTTP 503"})]
+    await store.finish_action("post", failure, T0, retry_at, retrying)
+
+    [item] = await store.list_actions(n)
+    assert (item.status, item.attempts, item.last_error) == (OutboxStatus.PENDING, 1, "HTTP 503")
+    assert item.next_attempt_at == retry_at
+    # The lease is released, but the item waits for its retry time.
+    assert await store.claim_due_actions(retry_at - dt.timedelta(seconds=1), 10, LEASE) == []
+    [again] = await store.claim_due_actions(retry_at, 10, LEASE)
+    assert again.attempts == 1
+
+    gave_up = [EntryDraft(Kind.ACTION_FAILED, SYSTEM, retry_at, {"error": "HTTP 400"})]
+    await store.finish_action("post", ActionResult.failure("HTTP 400"), retry_at, None, gave_up)
+    [item] = await store.list_actions(n)
+    assert (item.status, item.attempts, item.last_error) == (OutboxStatus.FAILED, 2, "HTTP 400")
+    assert await store.claim_due_actions(retry_at + LEASE * 10, 10, LEASE) == []
+
+    entries = await store.timeline(n)
+    assert [e.kind for e in entries] == [Kind.NOTE, Kind.ACTION_RETRYING, Kind.ACTION_FAILED]
+    assert verify_chain(entries) == []
+
+
+async def test_finish_unknown_action_raises(store: SqlStore) -> None:
+    with pytest.raises(KeyError):
+        await store.finish_action("missing", ActionResult.success(), T0, None, [])
+
+
+# Timers
+
+
+async def test_timers_schedule_cancel_claim_and_fire_once(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    n = incident.number
+    escalate = timer("esc", n, "escalation", T0 + dt.timedelta(minutes=5))
+    ack = timer("ack", n, "ack_timeout", T0 + dt.timedelta(minutes=1))
+    other = timer("other", n, "reminder")
+    async with store.transaction() as txn:
+        assert await txn.schedule_timers([escalate, ack]) == [escalate, ack]
+    async with store.transaction() as txn:
+        assert await txn.schedule_timers([ack, other]) == [other]
+    assert [t.key for t in await store.list_timers(n)] == ["other", "ack", "esc"]
+
+    async with store.transaction() as txn:
+        cancelled = await txn.cancel_timers(n, frozenset({"escalation"}), T0)
+        assert await txn.cancel_timers(n, frozenset(), T0) == []
+    assert cancelled == [dataclasses.replace(escalate, status=TimerStatus.CANCELLED)]
+
+    now = T0 + dt.timedelta(minutes=10)
+    claimed = await store.claim_due_timers(now, 10, LEASE)
+    assert [t.key for t in claimed] == ["other", "ack"]
+    assert await store.claim_due_timers(now, 10, LEASE) == []
+    # The lease expires before anyone marks "ack" fired: it is claimed again but fires once.
+    assert [t.key for t in await store.claim_due_timers(now + LEASE, 1, LEASE)] == ["other"]
+    async with store.transaction() as txn:
+        assert await txn.mark_timer_fired("ack", now)
+        assert not await txn.mark_timer_fired("ack", now)
+        assert not await txn.mark_timer_fired("esc", now)
+        assert not await txn.mark_timer_fired("missing", now)
+
+    async with store.transaction() as txn:
+        rest = await txn.cancel_timers(n, None, now)
+    assert rest == [dataclasses.replace(other, status=TimerStatus.CANCELLED)]
+    statuses = {t.key: t.status for t in await store.list_timers()}
+    assert statuses == {
+        "ack": TimerStatus.FIRED,
+        "esc": TimerStatus.CANCELLED,
+        "other": TimerStatus.CANCELLED,
+    }
+    assert await store.claim_due_timers(now + LEASE * 10, 10, LEASE) == []
+
+
+async def test_next_timer_due(store: SqlStore) -> None:
+    assert await store.next_timer_due() is None
+    incident = await open_incident(store)
+    n = incident.number
+    soon = timer("soon", n, "ack_timeout", T0 + dt.timedelta(minutes=1))
+    later = timer("later", n, "escalation", T0 + dt.timedelta(minutes=5))
+    async with store.transaction() as txn:
+        await txn.schedule_timers([later, soon])
+    assert await store.next_timer_due() == soon.due_at
+
+    # Claimed, "soon" can next be claimed when its lease runs out.
+    claim_at = soon.due_at + dt.timedelta(seconds=10)
+    assert [t.key for t in await store.claim_due_timers(claim_at, 10, LEASE)] == ["soon"]
+    assert await store.next_timer_due() == claim_at + LEASE
+    async with store.transaction() as txn:
+        assert await txn.mark_timer_fired("soon", claim_at)
+    assert await store.next_timer_due() == later.due_at
+    async with store.transaction() as txn:
+        await txn.cancel_timers(n, None, claim_at)
+    assert await store.next_timer_due() is None
+
+
+# Time and atomicity
+
+
+async def test_timestamps_come_back_aware_utc(store: SqlStore) -> None:
+    local = T0.astimezone(PLUS_TWO)
+    incident = await open_incident(store, declared_at=local, updated_at=local, closed_at=local)
+    async with store.transaction() as txn:
+        await txn.append_timeline(incident.number, [note("tz", at=local)], local)
+        await txn.enqueue_actions([action("a", incident.number)], local)
+        await txn.schedule_timers([timer("t", incident.number, due=local)])
+    stored = await store.get_incident(incident.number)
+    assert stored is not None
+    [entry] = await store.timeline(incident.number)
+    [item] = await store.list_actions()
+    [stored_timer] = await store.list_timers()
+    values = [
+        stored.declared_at,
+        stored.updated_at,
+        stored.closed_at,
+        entry.occurred_at,
+        entry.recorded_at,
+        item.created_at,
+        item.next_attempt_at,
+        stored_timer.due_at,
+    ]
+    for value in values:
+        assert value == T0
+        assert value is not None
+        assert value.tzinfo is dt.UTC
+    assert verify_chain([entry]) == []
+
+
+async def test_naive_datetimes_are_refused(store: SqlStore) -> None:
+    naive = dt.datetime(2026, 3, 1, 12, 0)
+    with pytest.raises(sa.exc.StatementError, match="timezone-aware"):
+        async with store.transaction() as txn:
+            await txn.insert_incident(make_incident(1, declared_at=naive))
+    assert await store.list_incidents() == []
+
+
+async def test_rollback_leaves_nothing_behind(store: SqlStore) -> None:
+    async def write_everything_then_fail() -> None:
+        async with store.transaction() as txn:
+            incident = make_incident(await txn.allocate_incident_number())
+            await txn.insert_incident(incident)
+            await txn.append_timeline(incident.number, [note("gone")], T0)
+            await txn.enqueue_actions([action("a", incident.number)], T0)
+            await txn.schedule_timers([timer("t", incident.number)])
+            await txn.record_dead_letter(DeadLetter("x", "y", b"z", T0))
+            await txn.record_alert(
+                AlertRecord("id", "src", "fp", "firing", {}, T0, T0, Disposition.OPENED)
+            )
+            raise AbortError
+
+    with pytest.raises(AbortError):
+        await write_everything_then_fail()
+
+    assert await store.list_incidents() == []
+    assert await store.timeline(1) == []
+    assert await store.list_actions() == []
+    assert await store.list_timers() == []
+    assert await store.list_dead_letters() == []
+    assert await store.list_alerts() == []
+    assert await store.claim_due_actions(T0, 10, LEASE) == []
+    async with store.transaction() as txn:
+        assert await txn.allocate_incident_number() == 1
+
+
+async def test_rows_must_belong_to_an_incident(store: SqlStore) -> None:
+    with pytest.raises(sa.exc.IntegrityError):
+        async with store.transaction() as txn:
+            await txn.enqueue_actions([action("orphan", 404)], T0)
+    assert await store.list_actions() == []
+
+
+# Concurrency between processes
+
+
+async def test_concurrent_claimers_never_share_a_key(store: SqlStore, store_url: str) -> None:
+    if is_memory(store):
+        pytest.skip("a :memory: database cannot be shared by two stores")
+    incident = await open_incident(store)
+    keys = [f"k{i:03}" for i in range(60)]
+    async with store.transaction() as txn:
+        await txn.enqueue_actions([action(key, incident.number) for key in keys], T0)
+
+    other = SqlStore(store_url)
+    await other.open()
+    try:
+
+        async def drain(claimer: SqlStore) -> list[str]:
+            got: list[str] = []
+            while batch := await claimer.claim_due_actions(T0, 4, LEASE):
+                got += [item.action.key for item in batch]
+            return got
+
+        results = await asyncio.gather(drain(store), drain(other), drain(store), drain(other))
+    finally:
+        await other.close()
+
+    everything = [key for result in results for key in result]
+    assert sorted(everything) == keys  # each key exactly once
+    if store.engine.dialect.name == "postgresql":
+        # Row locks let both claim side by side. (SQLite's file lock may let one store drain
+        # everything while the other waits, which is fair enough for an embedded database.)
+        assert results[0] + results[2]
+        assert results[1] + results[3]
