@@ -41,7 +41,7 @@ class ActionResult:
 
 
 class ActionHandler(Protocol):
-    """Delivers actions to one external system. Must not raise for vendor errors: return a failure."""
+    """Delivers actions to one external system; vendor errors come back as failures, not raises."""
 
     @property
     def name(self) -> str: ...

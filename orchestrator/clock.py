@@ -24,7 +24,7 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that moves only when told, so tests and drills run hours of policy in milliseconds."""
+    """Moves only when told, so tests and drills run hours of policy in milliseconds."""
 
     def __init__(self, start: dt.datetime | None = None) -> None:
         start = start or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -191,13 +191,9 @@ class Pipeline:
         return decision
 
     def _playbook_for(self, incident: Incident) -> Playbook:
-        playbook = self.playbooks.get(incident.playbook)
-        if playbook is None:
-            raise LookupError(
-                f"incident #{incident.number} follows playbook {incident.playbook!r}, "
-                "which is no longer loaded"
-            )
-        return playbook
+        """The incident's playbook; if it was removed since, a bare one with no actions, so
+        responders can still acknowledge, resolve and annotate the incident."""
+        return self.playbooks.get(incident.playbook) or bare_playbook(incident.playbook)
 
     async def _persist(
         self, tx: Transaction, decision: Decision, now: dt.datetime, *, new: bool
@@ -215,6 +211,12 @@ class Pipeline:
         await tx.schedule_timers(list(decision.timers))
         await tx.append_timeline(incident.number, entries, now)
         await tx.enqueue_actions(list(decision.actions), now)
+
+
+def bare_playbook(name: str) -> Playbook:
+    return Playbook.model_validate(
+        {"name": name, "match": ['alertname=""'], "resolve": "manual", "title": ""}
+    )
 
 
 def _next_revision(incident: Incident) -> Incident:

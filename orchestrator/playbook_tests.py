@@ -28,7 +28,8 @@ class TestResult:
 
 
 async def run_case(playbooks: PlaybookSet, owner: Playbook, case: PlaybookTest) -> TestResult:
-    """Feeds the case's alerts (as native payloads, `after` apart) and checks `expect`.
+    """Feeds the case's alerts (as native payloads, `after` apart) and checks `expect`;
+    severity and status are those of the incident the last alert went to.
 
     The whole set is loaded, not just `owner`, so the case also proves match order is right.
     """
@@ -38,6 +39,7 @@ async def run_case(playbooks: PlaybookSet, owner: Playbook, case: PlaybookTest) 
         clock = ManualClock(TEST_START)
         pipeline = Pipeline(store, playbooks, clock)
         first_playbook: str | None = None
+        last_incident: int | None = None
         for index, alert in enumerate(case.alerts):
             clock.advance(alert.after)
             payload = {
@@ -53,7 +55,10 @@ async def run_case(playbooks: PlaybookSet, owner: Playbook, case: PlaybookTest) 
                 return TestResult(owner.name, case.name, [f"alert {index + 1}: {report.error}"])
             if index == 0 and report.outcomes:
                 first_playbook = report.outcomes[0].playbook
-        incidents = sorted(await store.list_incidents(), key=lambda i: i.number)
+            if report.outcomes and report.outcomes[0].incident_number is not None:
+                last_incident = report.outcomes[0].incident_number
+        incidents = await store.list_incidents()
+        target = await store.get_incident(last_incident) if last_incident else None
         actions = [item.action.name for item in await store.list_actions()]
     finally:
         await store.close()
@@ -64,13 +69,13 @@ async def run_case(playbooks: PlaybookSet, owner: Playbook, case: PlaybookTest) 
     if expect.incidents is not None and len(incidents) != expect.incidents:
         failures.append(f"opened {len(incidents)} incident(s), expected {expect.incidents}")
     if expect.severity is not None:
-        got = incidents[0].max_severity.value if incidents else None
+        got = target.max_severity.value if target else None
         if got != expect.severity.value:
             failures.append(f"severity {got}, expected {expect.severity.value}")
     if expect.status is not None:
-        got_status = incidents[0].status.value if incidents else None
-        if got_status != expect.status:
-            failures.append(f"status {got_status}, expected {expect.status}")
+        got_status = target.status.value if target else None
+        if got_status != expect.status.value:
+            failures.append(f"status {got_status}, expected {expect.status.value}")
     if expect.actions is not None and actions != expect.actions:
         failures.append(f"actions {actions}, expected {expect.actions}")
     return TestResult(owner.name, case.name, failures)

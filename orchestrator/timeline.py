@@ -22,6 +22,7 @@ class Kind(StrEnum):
     INCIDENT_MERGED = "incident.merged"
     INCIDENT_CANCELED = "incident.canceled"
     INCIDENT_REOPENED = "incident.reopened"
+    INCIDENT_ACK_TIMED_OUT = "incident.ack_timed_out"
     ALERT_RECEIVED = "alert.received"
     ALERT_RESOLVED = "alert.resolved"
     SEVERITY_CHANGED = "severity.changed"

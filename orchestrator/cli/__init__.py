@@ -16,6 +16,7 @@ from orchestrator.cli.incidents import (
     incidents,
     note,
     register_lifecycle,
+    severity,
     timeline,
 )
 from orchestrator.cli.playbooks import playbooks
@@ -56,6 +57,7 @@ app.command("run")(run_job)
 app.command("ingest")(ingest)
 app.command("timeline")(timeline)
 app.command("note")(note)
+app.command("severity")(severity)
 register_lifecycle(app)
 app.add_typer(incidents, name="incidents")
 app.add_typer(playbooks, name="playbooks")

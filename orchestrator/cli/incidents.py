@@ -17,8 +17,8 @@ from orchestrator.cli.views import (
     timeline_table,
 )
 from orchestrator.incident.engine import TransitionError
-from orchestrator.incident.events import Event, NoteAdded, StatusChange
-from orchestrator.incident.model import Actor, ActorKind, Status
+from orchestrator.incident.events import Event, NoteAdded, SeverityChanged, StatusChange
+from orchestrator.incident.model import Actor, ActorKind, Severity, Status
 from orchestrator.pipeline import IncidentNotFoundError
 
 incidents = typer.Typer(help="List and inspect incidents.", no_args_is_help=True)
@@ -167,6 +167,19 @@ def register_lifecycle(root: typer.Typer) -> None:
     """One command per lifecycle verb, each recording who did it and why."""
     for name, target, done, help_text in LIFECYCLE:
         root.command(name, help=help_text)(_lifecycle_command(target, done))
+
+
+def severity(
+    ctx: typer.Context,
+    number: Number,
+    level: Annotated[Severity, typer.Argument(help="SEV1 (worst) … SEV5")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="why")] = "",
+    actor: AsActor = None,
+    json: JsonFlag = False,
+) -> None:
+    """Change the incident's severity (the highest ever reached is kept for reporting)."""
+    event = SeverityChanged(level, _actor(actor), reason)
+    _apply(ctx, number, event, f"is now {level.value}", json)
 
 
 def note(

@@ -115,7 +115,7 @@ def escalation_timer(
     due = round_start + policy.levels[level].after
     return [
         Timer(
-            key=f"{incident.number}:{incident.cycle}:esc:{round_}:{level}",
+            key=f"{incident.number}:{incident.cycle}:esc:{ladder_id(round_start)}.{round_}.{level}",
             incident_number=incident.number,
             kind=TimerKind.ESCALATION.value,
             due_at=due,
@@ -127,6 +127,12 @@ def escalation_timer(
             },
         )
     ]
+
+
+def ladder_id(round_start: dt.datetime) -> str:
+    """Names one run of the escalation ladder by when it started, so a ladder restarted after an
+    ack timeout gets new timer and action keys instead of colliding with the first run's."""
+    return round_start.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S")
 
 
 def ack_timeout_timer(incident: Incident, playbook: Playbook, now: dt.datetime) -> list[Timer]:
@@ -244,9 +250,13 @@ def _on_alert(incident: Incident, alert: Alert, playbook: Playbook, now: dt.date
             reopen = StatusChange(Status.TRIGGERED, alert_actor(alert), "alert fired again")
             decision = _on_status(incident, reopen, playbook, now, alert=alert)
             reopened = _bump(decision.incident, now, firing=frozenset({alert.fingerprint}))
-            return dataclasses.replace(
-                decision, incident=reopened, entries=(*entries, *decision.entries)
-            )
+            entries += decision.entries
+            severity = playbook.severity_for(alert.labels)
+            if severity.rank < reopened.severity.rank:
+                change = SeverityChanged(severity, alert_actor(alert), f"alert {alert.name}")
+                raised = _on_severity(reopened, change, now)
+                reopened, entries = raised.incident, [*entries, *raised.entries]
+            return dataclasses.replace(decision, incident=reopened, entries=tuple(entries))
         if not incident.status.is_open:
             raise TransitionError(f"incident #{incident.number} is {incident.status.value}")
         firing = incident.firing | {alert.fingerprint}
@@ -378,20 +388,28 @@ def _on_timer(
     if event.kind == TimerKind.ACK_TIMEOUT.value:
         if incident.status is not Status.ACKNOWLEDGED:
             return _skip(incident, event, now, f"the incident is {incident.status.value}")
-        # Acknowledged but not mitigated in time: back to triggered, and the ladder starts over.
+        # Acknowledged but not mitigated in time: back to triggered, re-page, and the ladder
+        # starts over.
         updated = _bump(incident, now, status=Status.TRIGGERED)
         entry = EntryDraft(
-            Kind.INCIDENT_REOPENED,
+            Kind.INCIDENT_ACK_TIMED_OUT,
             actor,
             now,
             {
                 "from": incident.status.value,
                 "to": Status.TRIGGERED.value,
-                "reason": "acknowledgement timed out",
+                "reason": "acknowledged but not mitigated in time",
             },
         )
+        actions = render_steps(
+            playbook.ack_timeout_steps(),
+            step_id=f"ack_timeout:{ladder_id(now)}",
+            incident=updated,
+            playbook=playbook,
+            context=context_for(updated, playbook, None, now),
+        )
         timers = escalation_timer(updated, playbook, 0, 0, now)
-        return _finish(updated, now, actor, [fired, entry], [], timers)
+        return _finish(updated, now, actor, [fired, entry], actions, timers)
     if incident.status is not Status.TRIGGERED:
         return _skip(incident, event, now, f"the incident is {incident.status.value}")
     policy = playbook.escalation
@@ -401,7 +419,7 @@ def _on_timer(
     round_start = dt.datetime.fromisoformat(str(event.payload["round_start"]))
     actions = render_steps(
         policy.levels[level].do,
-        step_id=f"esc{round_}.{level}",
+        step_id=f"esc:{ladder_id(round_start)}.{round_}.{level}",
         incident=incident,
         playbook=playbook,
         context=context_for(incident, playbook, None, now),

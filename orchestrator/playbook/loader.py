@@ -18,7 +18,6 @@ from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.playbook.validate import semantic_problems
 
 TEMPLATE_SUFFIX = ".j2"
-SKIPPED_DIRS = frozenset({"templates", "drills"})
 
 
 @dataclass(frozen=True)
@@ -153,12 +152,15 @@ def parse_playbook(
 
 
 def playbook_files(directory: Path) -> list[Path]:
-    """Playbooks in file-name order, which is match order (prefix names with 10-, 20- ...)."""
+    """Top-level playbooks in file-name order, which is match order (prefix 10-, 20-, ...).
+
+    Subfolders are not read: templates/ and drills/ live there, and a nested file would
+    otherwise slot into the match order somewhere nobody expects."""
     return sorted(
         path
         for pattern in ("*.yaml", "*.yml")
-        for path in directory.rglob(pattern)
-        if not SKIPPED_DIRS.intersection(path.relative_to(directory).parts[:-1])
+        for path in directory.glob(pattern)
+        if path.is_file()
     )
 
 
@@ -195,7 +197,7 @@ def load_playbooks(
     if not playbooks and not problems:
         problems.append(Problem(str(root), 1, 1, "no playbooks (*.yaml) found"))
     if problems:
-        raise PlaybookLoadError(problems)
+        raise PlaybookLoadError(sorted(problems, key=lambda p: (p.file, p.line, p.column)))
     return PlaybookSet(playbooks)
 
 
@@ -215,7 +217,7 @@ def _unknown_action_problems(
 
 def steps_with_locations(playbook: Playbook) -> list[tuple[tuple[int | str, ...], str]]:
     out: list[tuple[tuple[int | str, ...], str]] = []
-    for phase in ("on_trigger", "on_acknowledge", "on_resolve", "on_reopen"):
+    for phase in ("on_trigger", "on_acknowledge", "on_resolve", "on_reopen", "on_ack_timeout"):
         for index, step in enumerate(getattr(playbook, phase) or []):
             out.append(((phase, index), step.name))
     if playbook.escalation is not None:

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.incident.model import Severity
+from orchestrator.incident.model import Severity, Status
 from orchestrator.playbook.actions import ActionStep
 from orchestrator.playbook.durations import format_duration, parse_duration
 from orchestrator.playbook.matchers import Matcher, parse_matchers
@@ -114,8 +114,8 @@ class TestAlert(_Strict):
 class TestExpectation(_Strict):
     playbook: str | None = Field(description="the playbook that should match; null for none")
     incidents: int | None = Field(None, ge=0, description="incidents opened in total")
-    severity: Severity | None = None
-    status: str | None = None
+    severity: Severity | None = Field(None, description="of the incident the last alert went to")
+    status: Status | None = Field(None, description="of the incident the last alert went to")
     actions: list[str] | None = Field(None, description="names of the actions run, in order")
 
 
@@ -129,9 +129,19 @@ class Playbook(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     description: str = ""
     owner: str = ""
-    match: Annotated[list[MatcherText], BeforeValidator(_one_or_many)] = Field(
-        min_length=1, description="Alertmanager matchers, all must hold"
-    )
+    match: Annotated[
+        list[MatcherText],
+        BeforeValidator(_one_or_many),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                ],
+                "description": "Alertmanager matchers, all must hold",
+            }
+        ),
+    ] = Field(min_length=1, description="Alertmanager matchers, all must hold")
     continue_: bool = Field(False, alias="continue", description="keep matching later playbooks")
     severity: Annotated[Severity | SeverityRule, BeforeValidator(_severity)] = Severity.SEV3
     group_by: list[str] = Field(
@@ -147,7 +157,12 @@ class Playbook(_Strict):
     on_resolve: list[ActionStep] = Field(default_factory=list)
     on_reopen: list[ActionStep] | None = Field(None, description="default: on_trigger again")
     escalation: Escalation | None = None
-    ack_timeout: Duration | None = None
+    ack_timeout: Duration | None = Field(
+        None, description="acknowledged but not mitigated this long: re-page, restart escalation"
+    )
+    on_ack_timeout: list[ActionStep] | None = Field(
+        None, description="default: the pagerduty.trigger steps of on_trigger (a re-page)"
+    )
     postmortem: PostmortemPolicy | None = None
     runbook: str | None = Field(None, pattern=r"^https?://")
     tests: list[PlaybookTest] = Field(default_factory=list)
@@ -161,7 +176,17 @@ class Playbook(_Strict):
     @model_validator(mode="after")
     def _parse_matchers(self) -> Playbook:
         self._matchers = [m for text in self.match for m in parse_matchers(text)]
+        if not self._matchers:
+            raise ValueError(
+                "match: give at least one matcher; a playbook matching every alert "
+                'is almost always a mistake (use alertname=~".+" if meant)'
+            )
         return self
+
+    def ack_timeout_steps(self) -> list[ActionStep]:
+        if self.on_ack_timeout is not None:
+            return self.on_ack_timeout
+        return [step for step in self.on_trigger if step.name == "pagerduty.trigger"]
 
     @property
     def matchers(self) -> list[Matcher]:

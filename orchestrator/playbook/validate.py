@@ -32,15 +32,22 @@ def sample_labels(playbook: Playbook) -> dict[str, str]:
     return labels
 
 
-def sample_context(playbook: Playbook) -> dict[str, Any]:
+def sample_context(playbook: Playbook, *, with_alert: bool = True) -> dict[str, Any]:
+    """What templates see. Without an alert (escalations, commands from people) the labels are
+    the incident's group labels and `alert` is empty, exactly as at run time."""
     labels = sample_labels(playbook)
     annotations = {"summary": "Example summary", "description": "Example description"}
     if playbook.tests:
         annotations.update(playbook.tests[0].alerts[0].annotations)
+    if not with_alert:
+        labels = {name: labels.get(name, "") for name in playbook.group_by if name != "..."}
+        annotations = {"summary": annotations["summary"]}
     return template_context(
         labels=labels,
         annotations=annotations,
-        alert={
+        alert={}
+        if not with_alert
+        else {
             "id": "example",
             "fingerprint": "0123456789abcdef",
             "status": "firing",
@@ -71,23 +78,28 @@ def sample_context(playbook: Playbook) -> dict[str, Any]:
     )
 
 
-def templates_of(playbook: Playbook) -> Iterator[tuple[Loc, str, bool]]:
-    """(location, template source, is Slack mrkdwn) for every template in the playbook."""
-    yield ("title",), playbook.title, False
-    yield ("summary",), playbook.summary, False
+# Phases whose steps run when an alert arrives; all others run without one.
+ALERT_PHASES = frozenset({"on_trigger", "on_reopen"})
+
+
+def templates_of(playbook: Playbook) -> Iterator[tuple[Loc, str, bool, bool]]:
+    """(location, template source, is Slack mrkdwn, runs with an alert) for every template."""
+    yield ("title",), playbook.title, False, True
+    yield ("summary",), playbook.summary, False, True
     for loc, params in _step_params(playbook):
+        with_alert = loc[0] in ALERT_PHASES
         for field, mrkdwn in type(params).templates.items():
             value = getattr(params, field)
             if isinstance(value, str):
-                yield (*loc, field), value, mrkdwn
+                yield (*loc, field), value, mrkdwn, with_alert
         if isinstance(params, SlackPost) and params.template is not None:
             named = playbook.templates.get(params.template)
             if named is not None:
-                yield (*loc, "template"), named, True
+                yield (*loc, "template"), named, True, with_alert
 
 
 def _step_params(playbook: Playbook) -> Iterator[tuple[Loc, Params]]:
-    for phase in ("on_trigger", "on_acknowledge", "on_resolve", "on_reopen"):
+    for phase in ("on_trigger", "on_acknowledge", "on_resolve", "on_reopen", "on_ack_timeout"):
         for index, step in enumerate(getattr(playbook, phase) or []):
             yield (phase, index, step.name), step.params
     if playbook.escalation is not None:
@@ -103,13 +115,17 @@ def semantic_problems(playbook: Playbook) -> list[tuple[Loc, str]]:
         if named is not None and named not in playbook.templates:
             known = ", ".join(sorted(playbook.templates)) or "none"
             problems.append(((*loc, "template"), f"unknown template {named!r} (known: {known})"))
-    context = sample_context(playbook)
-    for loc, source, mrkdwn in templates_of(playbook):
+    contexts = {
+        True: sample_context(playbook),
+        False: sample_context(playbook, with_alert=False),
+    }
+    for loc, source, mrkdwn, with_alert in templates_of(playbook):
         try:
-            render_text(source, context, mrkdwn=mrkdwn)
+            render_text(source, contexts[with_alert], mrkdwn=mrkdwn)
         except TemplateError as err:
             path = ".".join(str(p) for p in loc if not (isinstance(p, str) and "." in p))
-            problems.append((loc, f"{path}: template does not render: {err}"))
+            when = "" if with_alert else " (this step runs without an alert)"
+            problems.append((loc, f"{path}: template does not render{when}: {err}"))
     if "..." in playbook.group_by and len(playbook.group_by) > 1:
         problems.append((("group_by",), "'...' (all labels) cannot be combined with other labels"))
     return problems
