@@ -7,7 +7,8 @@ import dataclasses
 import datetime as dt
 import enum
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,8 +22,18 @@ from orchestrator.settings import Settings
 
 T = TypeVar("T")
 
-console = Console()
-errors = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """Rich assumes 80 columns when output is not a terminal; logs and files can take more,
+    and the tables need it. COLUMNS, when set, still wins."""
+    probe = Console(stderr=stderr)
+    if probe.is_terminal or "COLUMNS" in os.environ:
+        return probe
+    return Console(stderr=stderr, width=120)
+
+
+console = _console()
+errors = _console(stderr=True)
 
 
 @dataclasses.dataclass
@@ -102,4 +113,6 @@ def when(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 
 
-JsonOption = Callable[..., Any]
+def short(value: dt.datetime | None) -> str:
+    """Month-day and time: what a table has room for."""
+    return value.astimezone(dt.UTC).strftime("%m-%d %H:%M:%S") if value else "—"

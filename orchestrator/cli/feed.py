@@ -250,6 +250,6 @@ def run_job(
         console.print(incidents_table(opened, "Incidents opened"))
         if busiest is not None:
             console.print(timeline_table(busiest.number, entries))
-        console.print(actions_table(items, "Dry-run actions taken"))
+        console.print(actions_table(items, "Dry-run actions taken", keys=False))
 
     run(go())

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.actions import Action
-from orchestrator.cli.common import when
+from orchestrator.cli.common import short, when
 from orchestrator.incident.model import Incident, Severity
 from orchestrator.store.protocols import DeadLetter, OutboxItem, OutboxStatus
 from orchestrator.timeline import TimelineEntry
@@ -32,17 +32,20 @@ STATUS_STYLE = {
 
 def incidents_table(incidents: list[Incident], title: str = "Incidents") -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("#", "severity", "status", "title", "playbook", "declared (UTC)", "alerts"):
-        table.add_column(column, no_wrap=column != "title")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("sev", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("title", min_width=16)
+    table.add_column("playbook", max_width=18, overflow="ellipsis", no_wrap=True)
+    table.add_column("declared (UTC)", no_wrap=True)
     for incident in incidents:
         table.add_row(
-            str(incident.number) + (" [drill]" if incident.is_drill else ""),
+            str(incident.number) + (" drill" if incident.is_drill else ""),
             Text(incident.severity.value, style=SEVERITY_STYLE[incident.severity]),
             Text(incident.status.value, style=STATUS_STYLE.get(incident.status.value, "")),
             Text(incident.title),
             incident.playbook,
-            when(incident.declared_at),
-            str(len(incident.firing)) + " firing",
+            short(incident.declared_at),
         )
     return table
 
@@ -68,7 +71,7 @@ def describe(entry: TimelineEntry) -> str:
 
 def _short_time(iso: object) -> str:
     try:
-        return when(dt.datetime.fromisoformat(str(iso)))
+        return short(dt.datetime.fromisoformat(str(iso)))
     except ValueError:
         return str(iso)
 
@@ -93,15 +96,15 @@ def describe_action(action: Action) -> str:
 
 def timeline_table(number: int, entries: list[TimelineEntry]) -> Table:
     table = Table(title=f"Timeline of incident #{number}", title_justify="left")
-    table.add_column("seq", justify="right")
+    table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("recorded (UTC)", no_wrap=True)
     table.add_column("kind", no_wrap=True)
-    table.add_column("actor", no_wrap=True)
-    table.add_column("detail")
+    table.add_column("actor", max_width=18, overflow="ellipsis", no_wrap=True)
+    table.add_column("detail", min_width=20)
     for entry in entries:
         table.add_row(
             str(entry.seq),
-            when(entry.recorded_at),
+            short(entry.recorded_at),
             entry.kind.value,
             Text(str(entry.actor)),
             Text(describe(entry)),
@@ -109,23 +112,29 @@ def timeline_table(number: int, entries: list[TimelineEntry]) -> Table:
     return table
 
 
-def actions_table(items: list[OutboxItem], title: str = "Actions") -> Table:
+def actions_table(items: list[OutboxItem], title: str = "Actions", *, keys: bool = True) -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("incident", "action", "status", "tries", "key", "what"):
-        table.add_column(column, no_wrap=column != "what")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("tries", justify="right", no_wrap=True)
+    if keys:
+        table.add_column("idempotency key", max_width=24, overflow="fold")
+    table.add_column("what", min_width=20)
     for item in items:
         status_style = {"delivered": "green", "failed": "red"}.get(item.status.value, "yellow")
         what = describe_action(item.action)
         if item.status is not OutboxStatus.DELIVERED and item.last_error:
             what += f"\nlast error: {item.last_error}"
-        table.add_row(
-            f"#{item.action.incident_number}",
+        cells: list[str | Text] = [
+            str(item.action.incident_number),
             item.action.name,
             Text(item.status.value, style=status_style),
             str(item.attempts),
-            item.action.key,
-            Text(what),
-        )
+        ]
+        if keys:
+            cells.append(Text(item.action.key))
+        table.add_row(*cells, Text(what))
     return table
 
 
