@@ -63,7 +63,7 @@ def run(coro: Awaitable[T]) -> T:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -75,7 +75,7 @@ async def opened_app(ctx: typer.Context, **kwargs: Any) -> AsyncIterator[App]:
         app = await build_app(settings, **kwargs)
     except PlaybookLoadError as err:
         for problem in err.problems:
-            errors.print(str(problem), highlight=False, markup=False)
+            errors.print(str(problem), highlight=False, markup=False, soft_wrap=True)
         raise fail(
             f"refusing to start: {len(err.problems)} problem(s) in {settings.playbooks_dir}", 2
         ) from None

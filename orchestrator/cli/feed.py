@@ -138,7 +138,12 @@ async def feed(
                 summary.add(report)
                 summary.attempts += await app.dispatcher.drain()
                 if report.error:
-                    progress.console.print(f"[yellow]dead letter[/] {name}:{line}: {report.error}")
+                    # stderr: stdout may be carrying --json for a machine
+                    errors.print(
+                        f"[yellow]dead letter[/] {name}:{line}: {report.error}",
+                        soft_wrap=True,
+                        highlight=False,
+                    )
                 progress.update(
                     task,
                     advance=1,

@@ -34,7 +34,8 @@ def _load(ctx: typer.Context, folder: Path | None, json: bool) -> PlaybookSet:
             print_json({"ok": False, "problems": [str(p) for p in err.problems]})
         else:
             for problem in err.problems:
-                errors.print(str(problem), markup=False, highlight=False)
+                # One problem per line, never wrapped: editors and CI read them as file:line:col.
+                errors.print(str(problem), markup=False, highlight=False, soft_wrap=True)
             errors.print(f"[bold red]{len(err.problems)} problem(s)[/] in {root}")
         raise typer.Exit(1) from None
 

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from orchestrator.playbook.matchers import MatcherError, parse_matchers
 from orchestrator.playbook.model import Playbook
@@ -42,15 +43,17 @@ class PlaybookLoadError(Exception):
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    yaml.preserve_quotes = True  # so a matcher error can be placed inside a quoted string
     return yaml
 
 
-def position(node: Any, loc: Iterable[int | str]) -> tuple[int, int]:
+def position(node: Any, loc: Iterable[int | str], *, at_key: bool = False) -> tuple[int, int]:
     """0-based (line, column) of the YAML node a validation error's `loc` points at.
 
     Segments that exist only in the model (union tags, aliases repeated by pydantic) are skipped,
     and the walk stops at the deepest node that exists, so a missing field points at its parent.
-    A scalar is pointed at where its value starts, a mapping or list where its key is.
+    A scalar is pointed at where its value starts (or its key, with `at_key`), a mapping or
+    list where its key is.
     """
     lc = getattr(node, "lc", None)
     line, col = (lc.line, lc.col) if lc is not None else (0, 0)
@@ -60,7 +63,7 @@ def position(node: Any, loc: Iterable[int | str]) -> tuple[int, int]:
             child = node[segment]
             if lc is not None:
                 scalar = not isinstance(child, dict | list)
-                line, col = lc.value(segment) if scalar else lc.key(segment)
+                line, col = lc.value(segment) if scalar and not at_key else lc.key(segment)
             node = child
         elif isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node):
             if lc is not None:
@@ -72,29 +75,61 @@ def position(node: Any, loc: Iterable[int | str]) -> tuple[int, int]:
 def _matcher_problem(file: str, doc: Any, index: int) -> Problem | None:
     """Points a matcher error at its exact column inside the quoted YAML string."""
     items = doc.get("match") if isinstance(doc, dict) else None
+    loc: tuple[int | str, ...] = ("match", index)
     if isinstance(items, str):
-        items, index = [items], 0
+        items, loc = [items], ("match",)
+        index = 0
     if not isinstance(items, list) or index >= len(items) or not isinstance(items[index], str):
         return None
+    text = items[index]
     try:
-        parse_matchers(items[index])
+        parse_matchers(text)
     except MatcherError as err:
-        line, col = position(doc, ("match", index))
-        quoted = 1 if hasattr(items, "lc") else 0
-        return Problem(file, line + 1, col + 1 + quoted + err.column - 1, f"match: {err.reason}")
+        line, col = position(doc, loc)
+        # The column counts inside the string; a quoted YAML scalar starts one character later.
+        opening = 1 if isinstance(text, SingleQuotedScalarString | DoubleQuotedScalarString) else 0
+        return Problem(file, line + 1, col + 1 + opening + err.column - 1, f"match: {err.reason}")
     return None
+
+
+def _virtual_depth(doc: Any, loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], int]:
+    """Splits a loc at the first segment that is not in the YAML (a union branch label pydantic
+    adds, such as 'str-enum[Severity]'): (the real prefix, how deep the branch went past it)."""
+    node = doc
+    for depth, segment in enumerate(loc):
+        if isinstance(node, dict) and segment in node:
+            node = node[segment]
+        elif isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node):
+            node = node[segment]
+        else:
+            return loc[:depth], len(loc) - depth
+    return loc, 0
+
+
+def _deepest_branches(doc: Any, details: list[Any]) -> list[Any]:
+    """Of a union's failed branches, keeps the one that got furthest: a severity mapping with a
+    bad level should say so, not also that it is not a SEV string."""
+    deepest: dict[tuple[int | str, ...], int] = {}
+    for detail in details:
+        prefix, depth = _virtual_depth(doc, detail["loc"])
+        deepest[prefix] = max(deepest.get(prefix, 0), depth)
+    return [
+        detail
+        for detail in details
+        if _virtual_depth(doc, detail["loc"])[1] == deepest[_virtual_depth(doc, detail["loc"])[0]]
+    ]
 
 
 def _validation_problems(file: str, doc: Any, error: ValidationError) -> list[Problem]:
     problems = []
-    for detail in error.errors(include_url=False):
+    for detail in _deepest_branches(doc, error.errors(include_url=False)):
         loc = detail["loc"]
         if len(loc) == 2 and loc[0] == "match" and isinstance(loc[1], int):
             matcher = _matcher_problem(file, doc, loc[1])
             if matcher is not None:
                 problems.append(matcher)
                 continue
-        line, col = position(doc, loc)
+        line, col = position(doc, loc, at_key=detail["type"] == "extra_forbidden")
         path = ".".join(str(part) for part in _readable_loc(loc))
         message = detail["msg"].removeprefix("Value error, ")
         if detail["type"] == "missing":
@@ -106,10 +141,13 @@ def _validation_problems(file: str, doc: Any, error: ValidationError) -> list[Pr
 
 
 def _readable_loc(loc: tuple[int | str, ...]) -> list[int | str]:
-    """Drops the union tag pydantic repeats in the path: on_trigger.0.slack.post.slack.post.x."""
+    """Drops what pydantic adds to a path: the union tag it repeats (on_trigger.0.slack.post.
+    slack.post.x) and branch labels such as 'str-enum[Severity]' or 'SeverityRule'."""
     out: list[int | str] = []
     for part in loc:
         if out and out[-1] == part and isinstance(part, str) and "." in part:
+            continue
+        if isinstance(part, str) and ("[" in part or part[:1].isupper()):
             continue
         out.append(part)
     return out
