@@ -47,6 +47,13 @@ def _yaml() -> YAML:
     return yaml
 
 
+def _has(node: Any, segment: int | str) -> bool:
+    """Whether a YAML mapping or sequence holds this key or index."""
+    if isinstance(node, dict):
+        return segment in node
+    return isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node)
+
+
 def position(node: Any, loc: Iterable[int | str], *, at_key: bool = False) -> tuple[int, int]:
     """0-based (line, column) of the YAML node a validation error's `loc` points at.
 
@@ -58,17 +65,16 @@ def position(node: Any, loc: Iterable[int | str], *, at_key: bool = False) -> tu
     lc = getattr(node, "lc", None)
     line, col = (lc.line, lc.col) if lc is not None else (0, 0)
     for segment in loc:
+        if not _has(node, segment):
+            continue
         lc = getattr(node, "lc", None)
-        if isinstance(node, dict) and segment in node:
-            child = node[segment]
-            if lc is not None:
-                scalar = not isinstance(child, dict | list)
-                line, col = lc.value(segment) if scalar and not at_key else lc.key(segment)
-            node = child
-        elif isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node):
-            if lc is not None:
-                line, col = lc.item(segment)
-            node = node[segment]
+        child = node[segment]
+        if lc is not None and isinstance(node, list):
+            line, col = lc.item(segment)
+        elif lc is not None:
+            scalar = not isinstance(child, dict | list)
+            line, col = lc.value(segment) if scalar and not at_key else lc.key(segment)
+        node = child
     return line, col
 
 
@@ -97,12 +103,9 @@ def _virtual_depth(doc: Any, loc: tuple[int | str, ...]) -> tuple[tuple[int | st
     adds, such as 'str-enum[Severity]'): (the real prefix, how deep the branch went past it)."""
     node = doc
     for depth, segment in enumerate(loc):
-        if isinstance(node, dict) and segment in node:
-            node = node[segment]
-        elif isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node):
-            node = node[segment]
-        else:
+        if not _has(node, segment):
             return loc[:depth], len(loc) - depth
+        node = node[segment]
     return loc, 0
 
 
