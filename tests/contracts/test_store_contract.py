@@ -210,9 +210,8 @@ async def test_concurrent_transactions_take_turns(store: SqlStore) -> None:
     assert sorted(numbers) == list(range(1, 21))
 
 
+@pytest.mark.backends("sqlite-file", "sqlite-memory")  # PostgreSQL connections nest freely
 async def test_sqlite_refuses_to_nest_instead_of_hanging(store: SqlStore) -> None:
-    if store.engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL connections are independent: nesting is allowed there")
     async with store.transaction():
         with pytest.raises(RuntimeError, match="already has a transaction"):
             await store.claim_due_actions(T0, 10, LEASE)
@@ -601,9 +600,8 @@ async def test_rows_must_belong_to_an_incident(store: SqlStore) -> None:
 # Concurrency between processes
 
 
+@pytest.mark.backends("sqlite-file", "postgres")  # a :memory: database cannot be shared
 async def test_concurrent_claimers_never_share_a_key(store: SqlStore, store_url: str) -> None:
-    if is_memory(store):
-        pytest.skip("a :memory: database cannot be shared by two stores")
     incident = await open_incident(store)
     keys = [f"k{i:03}" for i in range(60)]
     async with store.transaction() as txn:
