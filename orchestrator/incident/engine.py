@@ -140,7 +140,7 @@ def ack_timeout_timer(incident: Incident, playbook: Playbook, now: dt.datetime) 
         return []
     return [
         Timer(
-            key=f"{incident.number}:{incident.cycle}:ack_timeout:{now.isoformat()}",
+            key=f"{incident.number}:{incident.cycle}:ack_timeout:{ladder_id(now)}",
             incident_number=incident.number,
             kind=TimerKind.ACK_TIMEOUT.value,
             due_at=now + playbook.ack_timeout,

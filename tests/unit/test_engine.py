@@ -556,7 +556,7 @@ def test_escalation_on_a_non_triggered_incident_is_skipped(status: Status) -> No
 
 def ack_timeout_event(incident: Incident, set_at: dt.datetime) -> TimerFired:
     return TimerFired(
-        f"{incident.number}:{incident.cycle}:ack_timeout:{set_at.isoformat()}",
+        f"{incident.number}:{incident.cycle}:ack_timeout:{set_at.strftime('%Y%m%dT%H%M%S')}",
         "ack_timeout",
         set_at + dt.timedelta(minutes=30),
         {"cycle": incident.cycle},
