@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from orchestrator import __version__
+from orchestrator.cli.alerts import alerts
 from orchestrator.cli.common import Options
 from orchestrator.cli.feed import ingest, run_job
 from orchestrator.cli.incidents import (
@@ -61,6 +62,7 @@ app.command("severity")(severity)
 register_lifecycle(app)
 app.add_typer(incidents, name="incidents")
 app.add_typer(playbooks, name="playbooks")
+app.add_typer(alerts, name="alerts")
 app.add_typer(actions, name="actions")
 app.add_typer(deadletters, name="deadletters")
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import getpass
+import sys
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from orchestrator.cli.common import console, fail, opened_app, print_json, run, when
+from orchestrator.cli.common import console, fail, opened_app, plain, print_json, run, when
 from orchestrator.cli.views import (
     actions_table,
     dead_letters_table,
@@ -20,6 +23,7 @@ from orchestrator.incident.engine import TransitionError
 from orchestrator.incident.events import Event, NoteAdded, SeverityChanged, StatusChange
 from orchestrator.incident.model import Actor, ActorKind, Severity, Status
 from orchestrator.pipeline import IncidentNotFoundError
+from orchestrator.store.protocols import DeadLetter
 
 incidents = typer.Typer(help="List and inspect incidents.", no_args_is_help=True)
 deadletters = typer.Typer(help="Payloads that could not be read, kept with their raw bytes.")
@@ -210,6 +214,46 @@ def list_actions(
             console.print(actions_table(items))
 
     run(go())
+
+
+@deadletters.command("show")
+def show_dead_letter(
+    ctx: typer.Context,
+    letter_id: Annotated[int, typer.Argument(help="dead letter id (from `deadletters list`)")],
+    raw: Annotated[
+        bool, typer.Option("--raw", help="write the original bytes, unchanged, to stdout")
+    ] = False,
+    json: JsonFlag = False,
+) -> None:
+    """One dead letter: where it came from, why it was refused, and its original bytes."""
+
+    async def go() -> DeadLetter:
+        async with opened_app(ctx) as app:
+            letter = await app.store.get_dead_letter(letter_id)
+        if letter is None:
+            raise fail(f"no dead letter {letter_id}")
+        return letter
+
+    letter = run(go())
+    if raw:
+        sys.stdout.buffer.write(letter.raw)
+        sys.stdout.buffer.flush()
+        return
+    if json:
+        payload = plain(letter)
+        payload["raw_base64"] = base64.b64encode(letter.raw).decode()
+        del payload["raw"]
+        print_json(payload)
+        return
+    console.rule(f"Dead letter {letter.id}")
+    console.print(f"origin:   {letter.origin}", highlight=False, markup=False)
+    console.print(f"received: {when(letter.received_at)}", highlight=False)
+    console.print(f"error:    {letter.error}", highlight=False, markup=False)
+    console.print(
+        f"bytes:    {len(letter.raw)} (use --raw for the original bytes)", highlight=False
+    )
+    preview = letter.raw[:2000].decode("utf-8", errors="replace")
+    console.print(Text(preview + ("…" if len(letter.raw) > 2000 else "")))
 
 
 @deadletters.command("list")

@@ -112,7 +112,10 @@ class Transaction(Protocol):
     async def append_timeline(
         self, incident_number: int, drafts: list[EntryDraft], recorded_at: dt.datetime
     ) -> list[TimelineEntry]:
-        """Appends in order, assigning seq and chaining each entry's hash to the previous one."""
+        """Appends in order, assigning seq and chaining each entry's hash to the previous one.
+
+        `recorded_at` is raised to the chain's last receive time if it is earlier, so receive
+        times never run backwards along a timeline."""
         ...
 
     async def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
@@ -187,5 +190,7 @@ class Store(Protocol):
     async def list_alerts(self, incident_number: int | None = None) -> list[AlertRecord]: ...
 
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def get_dead_letter(self, letter_id: int) -> DeadLetter | None: ...
 
     async def list_timers(self, incident_number: int | None = None) -> list[Timer]: ...

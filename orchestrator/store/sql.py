@@ -252,6 +252,11 @@ class SqlStore:
         query = sa.select(dead_letters).order_by(dead_letters.c.id.desc()).limit(limit)
         return [rows.dead_letter_from_row(row) for row in await self._read(query)]
 
+    async def get_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        query = sa.select(dead_letters).where(dead_letters.c.id == letter_id)
+        found = await self._read(query)
+        return rows.dead_letter_from_row(found[0]) if found else None
+
     async def list_timers(self, incident_number: int | None = None) -> list[Timer]:
         query = sa.select(timers).order_by(timers.c.due_at, timers.c.key)
         if incident_number is not None:

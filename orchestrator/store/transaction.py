@@ -130,13 +130,18 @@ class SqlTransaction:
         await self.lock_incident(incident_number)
         last = (
             await self._conn.execute(
-                sa.select(timeline.c.seq, timeline.c.hash)
+                sa.select(timeline.c.seq, timeline.c.hash, timeline.c.recorded_at)
                 .where(timeline.c.incident_number == incident_number)
                 .order_by(timeline.c.seq.desc())
                 .limit(1)
             )
         ).first()
         seq, prev_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+        # Receive times never run backwards along a chain, even if this host's clock was
+        # stepped back or another replica's clock lags: an entry is never recorded before the
+        # one it follows. (The source's own time, occurred_at, is kept exactly as given.)
+        if last is not None and last.recorded_at > recorded_at:
+            recorded_at = last.recorded_at
         entries: list[TimelineEntry] = []
         for draft in drafts:
             seq += 1

@@ -248,6 +248,20 @@ async def test_timeline_is_hash_chained(store: SqlStore) -> None:
     assert await store.timeline(404) == []
 
 
+async def test_receive_times_never_run_backwards_along_a_chain(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    later, earlier = T0 + dt.timedelta(minutes=5), T0 + dt.timedelta(minutes=1)
+    async with store.transaction() as txn:
+        await txn.append_timeline(incident.number, [note("clock ahead")], later)
+    async with store.transaction() as txn:
+        (entry,) = await txn.append_timeline(incident.number, [note("clock stepped back")], earlier)
+    assert entry.recorded_at == later
+    assert entry.occurred_at == T0  # the source's own time is kept as given
+    stored = await store.timeline(incident.number)
+    assert [e.recorded_at for e in stored] == [later, later]
+    assert verify_chain(stored) == []
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -336,6 +350,8 @@ async def test_dead_letters_keep_the_exact_bytes(store: SqlStore) -> None:
     assert stored[1].raw == huge
     assert type(stored[2].raw) is bytes
     assert await store.list_dead_letters(limit=1) == stored[:1]
+    assert await store.get_dead_letter(ids[1]) == stored[1]
+    assert await store.get_dead_letter(max(ids) + 1) is None
 
 
 # Outbox

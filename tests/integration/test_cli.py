@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,25 @@ def test_deadletters_list_after_a_bad_payload(cli: Cli, tmp_path: Path) -> None:
     assert "Dead letters" in table.stdout
 
 
+def test_deadletters_show_gives_back_the_exact_bytes(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"labels": {"alertname": "X"}}\n\xff\xfe{"a": 1}\n')
+    assert cli("ingest", str(bad)).exit_code == 0
+    (letter,) = cli.json("deadletters", "list")
+    raw = cli("deadletters", "show", str(letter["id"]), "--raw")
+    assert raw.exit_code == 0
+    assert raw.stdout_bytes == b'\xff\xfe{"a": 1}'
+    shown = cli.json("deadletters", "show", str(letter["id"]))
+    assert base64.b64decode(shown["raw_base64"]) == b'\xff\xfe{"a": 1}'
+    assert shown["error"] == "$: invalid UTF-8 at byte offset 0"
+    assert shown["origin"] == "bad.jsonl:2"
+    table = cli("deadletters", "show", str(letter["id"]))
+    assert "invalid UTF-8" in table.stdout
+    missing = cli("deadletters", "show", "999")
+    assert missing.exit_code == 1
+    assert "no dead letter 999" in missing.stderr
+
+
 def test_ingest_json_output_stays_json_with_dead_letters(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(BAD_LINES)
@@ -340,3 +360,24 @@ def test_refuses_to_start_on_a_bad_playbook_folder(cli: Cli, broken: Path) -> No
     assert f"{broken / '10-bad.yaml'}:3:14:" in result.stderr
     assert "refusing to start: 1 problem(s)" in " ".join(result.stderr.split())
     assert result.stdout == ""
+
+
+def test_alerts_list_gives_every_alert_a_disposition(cli: Cli) -> None:
+    assert cli("ingest", str(STREAM)).exit_code == 0
+    records = cli.json("alerts", "list")
+    dispositions = {record["disposition"] for record in records}
+    assert {"opened", "grouped", "resolved", "unmatched"} <= dispositions
+    assert all(record["disposition"] for record in records)
+    opened = [r for r in records if r["disposition"] == "opened"]
+    assert sorted(r["incident_number"] for r in opened) == [1, 2, 3, 4, 5, 6]
+    first = cli.json("alerts", "list", "--incident", "1")
+    assert first and all(record["incident_number"] == 1 for record in first)
+    assert "Alerts" in cli("alerts", "list").stdout
+
+
+def test_alerts_schema_is_the_native_format(cli: Cli) -> None:
+    result = cli("alerts", "schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert "labels" in schema["properties"]
+    assert "labels" in schema["required"]
