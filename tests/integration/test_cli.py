@@ -371,7 +371,8 @@ def test_alerts_list_gives_every_alert_a_disposition(cli: Cli) -> None:
     opened = [r for r in records if r["disposition"] == "opened"]
     assert sorted(r["incident_number"] for r in opened) == [1, 2, 3, 4, 5, 6]
     first = cli.json("alerts", "list", "--incident", "1")
-    assert first and all(record["incident_number"] == 1 for record in first)
+    assert first
+    assert all(record["incident_number"] == 1 for record in first)
     assert "Alerts" in cli("alerts", "list").stdout
 
 
