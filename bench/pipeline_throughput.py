@@ -23,7 +23,7 @@ from pathlib import Path
 from handlers.console import ConsoleHandler
 from orchestrator.clock import ManualClock
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.pipeline import Pipeline
+from orchestrator.pipeline import Payload, Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.playbook.loader import load_playbooks
 from orchestrator.store.sql import SqlStore
@@ -72,7 +72,7 @@ def payload(i: int, services: int) -> bytes:
     return json.dumps(message).encode()
 
 
-async def main(payloads: int, services: int) -> None:
+async def main(payloads: int, services: int, batch: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = SqlStore(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}")
         await store.open()
@@ -85,11 +85,12 @@ async def main(payloads: int, services: int) -> None:
         bodies = [payload(i, services) for i in range(payloads)]
         latencies = []
         began = time.perf_counter()
-        for body in bodies:
+        for start in range(0, len(bodies), batch):
             clock.advance(1)
+            chunk = [Payload(body, "bench") for body in bodies[start : start + batch]]
             t0 = time.perf_counter()
-            await pipeline.ingest_bytes(body, "bench")
-            latencies.append(time.perf_counter() - t0)
+            await pipeline.ingest_many(chunk)
+            latencies.append((time.perf_counter() - t0) / len(chunk))
         ingest_seconds = time.perf_counter() - began
         t0 = time.perf_counter()
         delivered = await dispatcher.drain()
@@ -98,7 +99,7 @@ async def main(payloads: int, services: int) -> None:
         await store.close()
     latencies.sort()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"payloads            {payloads} ({services} services)")
+    print(f"payloads            {payloads} ({services} services, {batch} per transaction)")
     print(f"incidents opened    {incidents}")
     print(
         f"ingest              {ingest_seconds:.2f} s = {payloads / ingest_seconds:.0f} payloads/s"
@@ -119,5 +120,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payloads", type=int, default=5000)
     parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=1, help="payloads per store transaction")
     args = parser.parse_args()
-    asyncio.run(main(args.payloads, args.services))
+    asyncio.run(main(args.payloads, args.services, args.batch))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.clock import Clock
@@ -13,7 +13,7 @@ from orchestrator.incident.events import AlertReceived, Event, TimerFired
 from orchestrator.incident.grouping import Route, group_key, route
 from orchestrator.incident.model import Actor, ActorKind, Incident
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
-from orchestrator.ingest.normalize import NormalizeError, normalize
+from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
 from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.store.protocols import (
@@ -32,6 +32,16 @@ MAX_CONFLICT_RETRIES = 5
 
 class IncidentNotFoundError(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Raw bytes as they arrived, and where from: "kafka:alerts/3@1042", "file.jsonl:12"."""
+
+    raw: bytes
+    origin: str
+    format: SourceFormat | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,31 +97,56 @@ class Pipeline:
         headers: dict[str, str] | None = None,
     ) -> IngestReport:
         """Never raises for bad input: it goes to the dead letters with its raw bytes."""
-        now = self.clock.now()
-        try:
-            normalized = normalize(raw, received_at=now, format=format)
-        except NormalizeError as err:
-            letter = DeadLetter(origin, str(err), raw, now, dict(headers or {}))
-            async with self.store.transaction() as tx:
-                letter_id = await tx.record_dead_letter(letter)
-            return IngestReport(origin, format, error=str(err), dead_letter_id=letter_id)
-        outcomes = []
-        for alert in normalized.alerts:
-            outcomes.extend(await self.handle_alert(alert))
-        return IngestReport(
-            origin, normalized.format, outcomes=outcomes, truncated=normalized.truncated
-        )
+        payload = Payload(raw, origin, format, dict(headers or {}))
+        (report,) = await self.ingest_many([payload])
+        return report
 
-    async def handle_alert(self, alert: Alert) -> list[Outcome]:
+    async def ingest_many(self, payloads: Sequence[Payload]) -> list[IngestReport]:
+        """Records a batch of payloads in ONE transaction, in order, and returns a report each.
+
+        One commit per batch is what makes a Kafka batch cheap, and what lets the consumer
+        commit its offsets for the whole batch once the store has it. Bad payloads become dead
+        letters in the same transaction; a conflict with another writer retries the batch.
+        """
+        now = self.clock.now()
+        parsed: list[Normalized | NormalizeError] = []
+        for payload in payloads:
+            try:
+                parsed.append(normalize(payload.raw, received_at=now, format=payload.format))
+            except NormalizeError as err:
+                parsed.append(err)
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
                 async with self.store.transaction() as tx:
-                    outcomes = await self._alert_in(tx, alert)
+                    reports = [
+                        await self._payload_in(tx, payload, result, now)
+                        for payload, result in zip(payloads, parsed, strict=True)
+                    ]
             except ConcurrentUpdateError:
                 continue
             self._on_commit()
-            return outcomes
-        raise ConcurrentUpdateError(f"alert {alert.id}: incident kept changing, gave up")
+            return reports
+        raise ConcurrentUpdateError("a batch kept conflicting with another writer, gave up")
+
+    async def _payload_in(
+        self,
+        tx: Transaction,
+        payload: Payload,
+        result: Normalized | NormalizeError,
+        now: dt.datetime,
+    ) -> IngestReport:
+        if isinstance(result, NormalizeError):
+            letter = DeadLetter(payload.origin, str(result), payload.raw, now, payload.headers)
+            letter_id = await tx.record_dead_letter(letter)
+            return IngestReport(
+                payload.origin, payload.format, error=str(result), dead_letter_id=letter_id
+            )
+        outcomes = []
+        for alert in result.alerts:
+            outcomes.extend(await self._alert_in(tx, alert))
+        return IngestReport(
+            payload.origin, result.format, outcomes=outcomes, truncated=result.truncated
+        )
 
     async def _alert_in(self, tx: Transaction, alert: Alert) -> list[Outcome]:
         now = self.clock.now()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.ingest.alert import SourceFormat
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/orchestrator.db"
 
@@ -25,6 +27,47 @@ class Settings(BaseSettings):
         description="print actions instead of sending them (the default until Slack and "
         "PagerDuty are configured)",
     )
+
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port,...); unset: no Kafka, embedded mode"
+    )
+    kafka_topics: str = Field(
+        "alerts",
+        description="topics to consume, comma separated; `topic=format` forces a format "
+        "(alertmanager, grafana, cloudevents, native), otherwise it is detected",
+    )
+    kafka_group: str = Field("incident-orchestrator", description="consumer group id")
+    kafka_dlq_suffix: str = Field(".dlq", description="dead-letter topic = source topic + this")
+    http_host: str = Field("127.0.0.1", description="HTTP intake and health address")
+    http_port: int = Field(8080, ge=0, le=65535, description="HTTP intake port; 0 disables it")
+    http_token: SecretStr | None = Field(
+        None, description="bearer token the HTTP intake requires (recommended off loopback)"
+    )
+
+    @field_validator("http_token")
+    @classmethod
+    def _token_not_blank(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("is empty: unset ORCH_HTTP_TOKEN to turn authentication off")
+        return token
+
+    def kafka_topic_formats(self) -> dict[str, SourceFormat | None]:
+        """`alerts,am=alertmanager` → {"alerts": None, "am": SourceFormat.ALERTMANAGER}."""
+        topics: dict[str, SourceFormat | None] = {}
+        for item in self.kafka_topics.split(","):
+            name, _, fmt = item.strip().partition("=")
+            if not name:
+                continue
+            try:
+                topics[name] = SourceFormat(fmt) if fmt else None
+            except ValueError:
+                known = ", ".join(f.value for f in SourceFormat)
+                raise ValueError(
+                    f"ORCH_KAFKA_TOPICS: {item.strip()!r}: unknown format (known: {known})"
+                ) from None
+        if not topics:
+            raise ValueError("ORCH_KAFKA_TOPICS: name at least one topic")
+        return topics
 
     def safe_database_url(self) -> str:
         """The URL with any password masked, for messages and logs."""

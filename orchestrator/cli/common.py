@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from orchestrator.app import App, ConfigurationError, build_app
@@ -70,7 +71,11 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @asynccontextmanager
 async def opened_app(ctx: typer.Context, **kwargs: Any) -> AsyncIterator[App]:
     """Builds the app, turning configuration problems into one clear message and exit code 2."""
-    settings = options(ctx).settings()
+    try:
+        settings = options(ctx).settings()
+        settings.kafka_topic_formats()
+    except (ValidationError, ValueError) as err:
+        raise fail(f"invalid settings: {_one_line(err)}", 2) from None
     try:
         app = await build_app(settings, **kwargs)
     except PlaybookLoadError as err:
@@ -85,6 +90,16 @@ async def opened_app(ctx: typer.Context, **kwargs: Any) -> AsyncIterator[App]:
         yield app
     finally:
         await app.close()
+
+
+def _one_line(err: Exception) -> str:
+    if isinstance(err, ValidationError):
+        parts = []
+        for detail in err.errors(include_url=False):
+            name = "ORCH_" + "_".join(str(p) for p in detail["loc"]).upper()
+            parts.append(f"{name}: {detail['msg'].removeprefix('Value error, ')}")
+        return "; ".join(parts)
+    return str(err)
 
 
 def plain(value: Any) -> Any:

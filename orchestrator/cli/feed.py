@@ -15,6 +15,7 @@ from rich.table import Table
 
 from orchestrator.app import App
 from orchestrator.cli.common import console, errors, fail, opened_app, print_json, run
+from orchestrator.cli.serve import serve_forever
 from orchestrator.cli.views import actions_table, incidents_table, timeline_table
 from orchestrator.clock import ManualClock
 from orchestrator.ingest.alert import AlertStatus, SourceFormat
@@ -23,7 +24,6 @@ from orchestrator.pipeline import IngestReport
 from orchestrator.scheduler import TimerService
 from orchestrator.store.protocols import Disposition
 
-SAMPLE_STREAM = Path("examples/alertmanager-stream.jsonl")
 REPLAY_FALLBACK = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -202,7 +202,9 @@ def run_job(
     ctx: typer.Context,
     inputs: Annotated[
         list[str] | None,
-        typer.Option("--input", "-i", help="alert stream to consume (default: the sample stream)"),
+        typer.Option(
+            "--input", "-i", help="consume these files (JSON or JSON lines) instead of serving"
+        ),
     ] = None,
     replay: Annotated[
         bool,
@@ -213,11 +215,12 @@ def run_job(
     ] = False,
     json: bool = False,
 ) -> None:
-    """The main job: consume the alert stream, run the playbooks, deliver actions, then report.
-
-    With no Kafka configured it consumes files; by default the bundled sample stream.
-    """
-    batches = read_batches(inputs or [str(SAMPLE_STREAM)])
+    """The main job. Without --input: the service (Kafka consumer, HTTP intake, dispatcher,
+    timers) until SIGTERM. With --input: consume those files, deliver actions, report, exit."""
+    if not inputs:
+        serve_forever(ctx)
+        return
+    batches = read_batches(inputs)
     clock = ManualClock(first_time(batches)) if replay else None
 
     async def go() -> None:

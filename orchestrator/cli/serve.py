@@ -1,0 +1,53 @@
+"""`orchestrator run` without input files: the long-running service, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from orchestrator.cli.common import console, opened_app, run
+from orchestrator.service import run_service
+
+
+def serve_forever(ctx: typer.Context) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def go() -> None:
+        async with opened_app(ctx, out=_print_line) as app:
+            settings = app.settings
+
+            def ready() -> None:
+                console.rule("[bold]incident orchestrator: serving")
+                console.print(f"store:     {settings.safe_database_url()}", highlight=False)
+                console.print(
+                    f"playbooks: {len(app.playbooks)} from {settings.playbooks_dir}",
+                    highlight=False,
+                )
+                if settings.kafka_bootstrap:
+                    topics = ", ".join(settings.kafka_topic_formats())
+                    console.print(
+                        f"kafka:     {settings.kafka_bootstrap} topics {topics} "
+                        f"group {settings.kafka_group}",
+                        highlight=False,
+                    )
+                else:
+                    console.print("kafka:     not configured (ORCH_KAFKA_BOOTSTRAP)")
+                if settings.http_port:
+                    auth = "bearer token" if settings.http_token else "no auth"
+                    console.print(
+                        f"http:      http://{settings.http_host}:{settings.http_port}"
+                        f"/api/v1/alerts ({auth}); /healthz, /readyz",
+                        highlight=False,
+                    )
+                mode = "[bold yellow]DRY-RUN[/]" if settings.dry_run else "live"
+                console.print(f"actions:   {mode}.  Stop with Ctrl-C or SIGTERM.")
+
+            await run_service(app, on_ready=ready)
+        console.print("stopped cleanly")
+
+    run(go())
+
+
+def _print_line(line: str) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)

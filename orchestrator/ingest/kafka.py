@@ -1,0 +1,191 @@
+"""Kafka intake: consumes alert topics in batches, records each batch in one store transaction,
+dead-letters unreadable messages to `<topic>.dlq`, and commits offsets only after the store has.
+
+Delivery is at least once. A batch's offsets are committed after its transaction commits (ack);
+if anything fails before that, the consumer seeks back to the batch's first records (nack) and
+the batch is delivered again. Redelivery is harmless: alert ids are stable, so a replayed alert
+is a duplicate and records nothing new. Poison messages cannot block a partition: they never
+raise, they become dead letters (a store row and a copy of the exact bytes on the DLQ topic).
+
+Ordering: Kafka keeps order within a partition, and batches are processed one after another,
+so producers that key messages by alert group (Alertmanager's groupKey, or the fingerprint)
+get each incident's alerts processed in order. The HTTP intake keys its messages that way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+
+from orchestrator.ingest.alert import SourceFormat
+from orchestrator.ingest.normalize import NormalizeError, normalize
+from orchestrator.pipeline import IngestReport, Payload, Pipeline
+
+log = logging.getLogger(__name__)
+
+DLQ_ERROR = "x-dlq-error"
+DLQ_TOPIC = "x-dlq-source-topic"
+DLQ_PARTITION = "x-dlq-source-partition"
+DLQ_OFFSET = "x-dlq-source-offset"
+DLQ_LETTER = "x-dlq-dead-letter-id"
+FORMAT_HEADER = "x-alert-format"
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str
+    topics: dict[str, SourceFormat | None] = field(default_factory=lambda: {"alerts": None})
+    group_id: str = "incident-orchestrator"
+    dlq_suffix: str = ".dlq"
+    max_records: int = 500
+    batch_timeout_ms: int = 100
+    client_id: str = "incident-orchestrator"
+
+    @property
+    def intake_topic(self) -> str:
+        """Where the HTTP intake publishes: the first topic that auto-detects the format."""
+        for topic, fmt in self.topics.items():
+            if fmt is None:
+                return topic
+        return next(iter(self.topics))
+
+
+async def _keep_raw_bytes(message: StreamMessage[Any]) -> Any:
+    """The pipeline reads the bytes itself; faststream would otherwise JSON-decode each one."""
+    return message.body
+
+
+def _headers(record: ConsumerRecord) -> dict[str, str]:
+    return {
+        name: value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+        for name, value in (record.headers or ())
+    }
+
+
+def _origin(record: ConsumerRecord) -> str:
+    return f"kafka:{record.topic}/{record.partition}@{record.offset}"
+
+
+class KafkaIntake:
+    def __init__(self, pipeline: Pipeline, config: KafkaConfig) -> None:
+        self.pipeline = pipeline
+        self.config = config
+        self.broker = KafkaBroker(
+            config.bootstrap, client_id=config.client_id, graceful_timeout=30.0, logger=log
+        )
+        self._failures = 0
+        subscriber = self.broker.subscriber(
+            *config.topics,
+            group_id=config.group_id,
+            batch=True,
+            max_records=config.max_records,
+            batch_timeout_ms=config.batch_timeout_ms,
+            # A new consumer group starts from the oldest retained alert: skipping a backlog
+            # would silently drop alerts that arrived before the first deployment.
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_keep_raw_bytes,
+        )
+        subscriber(self._on_batch)
+
+    async def start(self) -> None:
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        """Finishes the batch in flight (up to the graceful timeout), then closes."""
+        await self.broker.stop()
+
+    async def _on_batch(self, body: Any, message: KafkaMessage) -> None:
+        del body  # the records below carry the same bytes, plus where they came from
+        raw = message.raw_message
+        records: Sequence[ConsumerRecord] = raw if isinstance(raw, tuple) else (raw,)
+        try:
+            reports = await self.pipeline.ingest_many(
+                [
+                    Payload(
+                        record.value or b"", _origin(record), self._format(record), _headers(record)
+                    )
+                    for record in records
+                ]
+            )
+            await self._publish_dead_letters(records, reports)
+        except Exception:
+            # The store or the broker is unavailable: wait, then let the nack rewind the batch.
+            # Backing off keeps a database outage from turning into a hot loop.
+            self._failures += 1
+            delay = min(30.0, 0.5 * 2 ** min(self._failures, 6))
+            log.exception("batch of %d failed; retrying in %.1fs", len(records), delay)
+            await asyncio.sleep(delay)
+            raise
+        self._failures = 0
+
+    def _format(self, record: ConsumerRecord) -> SourceFormat | None:
+        """The topic's configured format, else the one the HTTP intake saw, else detection."""
+        configured = self.config.topics.get(record.topic)
+        if configured is not None:
+            return configured
+        hint = _headers(record).get(FORMAT_HEADER, "")
+        return SourceFormat(hint) if hint in {f.value for f in SourceFormat} else None
+
+    async def _publish_dead_letters(
+        self, records: Sequence[ConsumerRecord], reports: list[IngestReport]
+    ) -> None:
+        for record, report in zip(records, reports, strict=True):
+            if report.error is None:
+                continue
+            headers = {
+                **_headers(record),
+                DLQ_ERROR: report.error,
+                DLQ_TOPIC: record.topic,
+                DLQ_PARTITION: str(record.partition),
+                DLQ_OFFSET: str(record.offset),
+                DLQ_LETTER: str(report.dead_letter_id),
+            }
+            await self.broker.publish(
+                record.value or b"",
+                topic=f"{record.topic}{self.config.dlq_suffix}",
+                key=record.key,
+                headers=headers,
+            )
+
+
+def message_key(raw: bytes, fmt: SourceFormat | None, received_at: Any) -> bytes | None:
+    """The partition key for a payload: its alert group, so one incident's alerts stay in order."""
+    try:
+        normalized = normalize(raw, received_at=received_at, format=fmt)
+    except NormalizeError:
+        return None
+    if normalized.group_key:
+        return normalized.group_key.encode()
+    return normalized.alerts[0].fingerprint.encode() if normalized.alerts else None
+
+
+class KafkaPublishSink:
+    """The HTTP intake's sink when Kafka is configured: webhooks become messages on the alerts
+    topic, and the consumers (any replica) take it from there."""
+
+    def __init__(self, broker: KafkaBroker, topic: str, clock: Any) -> None:
+        self.broker = broker
+        self.topic = topic
+        self.clock = clock
+
+    async def accept(
+        self, raw: bytes, *, format: SourceFormat | None, origin: str, headers: dict[str, str]
+    ) -> int:
+        received = self.clock.now()
+        normalized = normalize(raw, received_at=received, format=format)
+        key = message_key(raw, format, received)
+        forwarded = {"x-intake-origin": origin}
+        if format is not None:
+            forwarded[FORMAT_HEADER] = format.value
+        await self.broker.publish(raw, topic=self.topic, key=key, headers=forwarded)
+        return len(normalized.alerts)

@@ -1,0 +1,134 @@
+"""The long-running service: Kafka consumer and HTTP intake in, dispatcher and timers out, until
+SIGTERM, then a graceful stop (finish in-flight work, commit, close)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from orchestrator.app import App
+from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app, serve
+from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
+from orchestrator.scheduler import TimerService
+from orchestrator.store.protocols import DeadLetter
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        settings = app.settings
+        self.kafka: KafkaIntake | None = None
+        if settings.kafka_bootstrap:
+            self.kafka = KafkaIntake(
+                app.pipeline,
+                KafkaConfig(
+                    settings.kafka_bootstrap,
+                    settings.kafka_topic_formats(),
+                    group_id=settings.kafka_group,
+                    dlq_suffix=settings.kafka_dlq_suffix,
+                ),
+            )
+        self.timers = TimerService(app.store, app.pipeline, app.clock)
+        self.started = False
+
+    def sink(self) -> IntakeSink:
+        """With Kafka, webhooks go onto the alerts topic (any replica consumes them); without,
+        straight into this process's pipeline."""
+        if self.kafka is not None:
+            return KafkaPublishSink(
+                self.kafka.broker, self.kafka.config.intake_topic, self.app.clock
+            )
+
+        async def deliver_now() -> None:
+            self.app.dispatcher.wake()
+
+        return PipelineSink(self.app.pipeline, on_accepted=deliver_now)
+
+    async def record_dead_letter(self, letter: DeadLetter) -> int:
+        async with self.app.store.transaction() as tx:
+            return await tx.record_dead_letter(letter)
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"started": self.started, "store": await self._store_answers()}
+        if self.kafka is not None:
+            checks["kafka"] = self.started
+        return checks
+
+    async def _store_answers(self) -> bool:
+        try:
+            await self.app.store.list_incidents(limit=1)
+        except Exception:  # readiness reports it; the logs say why
+            log.exception("store check failed")
+            return False
+        return True
+
+    async def run(self, stop: asyncio.Event, *, on_ready: Callable[[], None] | None = None) -> None:
+        settings = self.app.settings
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(self.app.dispatcher.run_forever(stop), name="dispatcher"),
+            asyncio.create_task(self.timers.run_forever(stop), name="timers"),
+        ]
+        if settings.http_port:
+            token = settings.http_token.get_secret_value() if settings.http_token else None
+            intake = create_intake_app(
+                self.sink(),
+                dead_letters=self.record_dead_letter,
+                clock=self.app.clock,
+                token=token,
+                readiness=self.readiness,
+            )
+            tasks.append(
+                asyncio.create_task(
+                    serve(intake, host=settings.http_host, port=settings.http_port, stop=stop),
+                    name="http",
+                )
+            )
+        if self.kafka is not None:
+            await self.kafka.start()
+        self.started = True
+        if on_ready is not None:
+            on_ready()
+        try:
+            await _until_stop_or_failure(stop, tasks)
+        finally:
+            self.started = False
+            stop.set()
+            if self.kafka is not None:
+                await self.kafka.stop()  # finishes the batch in flight and commits it
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for task, result in zip(tasks, results, strict=True):
+                if isinstance(result, BaseException) and not isinstance(
+                    result, asyncio.CancelledError
+                ):
+                    log.error("%s stopped with %r", task.get_name(), result)
+
+
+async def _until_stop_or_failure(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Returns when asked to stop, or raises when a component dies: a service that lost its
+    dispatcher or intake must not keep looking healthy."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    for task in done:
+        if task is not stopper and task.exception() is not None:
+            raise RuntimeError(f"{task.get_name()} failed") from task.exception()
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+
+
+async def run_service(app: App, *, on_ready: Callable[[], None] | None = None) -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    await Service(app).run(stop, on_ready=on_ready)
