@@ -1,0 +1,96 @@
+"""The service on its embedded default: HTTP intake into the pipeline, dispatcher, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from handlers.recording import RecordingHandler
+from orchestrator.app import build_app
+from orchestrator.playbook.actions import ACTION_NAMES
+from orchestrator.service import Service
+from orchestrator.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_webhook_to_delivered_actions_then_a_clean_stop(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
+        playbooks_dir=REPO / "playbooks",
+        http_port=port,
+        http_token="s3cret-token",
+    )
+    recorder = RecordingHandler(ACTION_NAMES)
+    app = await build_app(settings, handlers=[recorder])
+    service = Service(app)
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    running = asyncio.create_task(service.run(stop, on_ready=ready.set))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        body = (REPO / "examples" / "alertmanager-stream.jsonl").read_bytes().splitlines()[3]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(50):  # uvicorn binds just after the service reports ready
+                try:
+                    health = await client.get("/healthz")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.1)
+            assert health.status_code == 200
+            unauthorized = await client.post(
+                "/api/v1/alerts", content=body, headers={"content-type": "application/json"}
+            )
+            assert unauthorized.status_code == 401
+            accepted = await client.post(
+                "/api/v1/alerts/alertmanager",
+                content=body,
+                headers={
+                    "content-type": "application/json",
+                    "authorization": "Bearer s3cret-token",
+                },
+            )
+            assert accepted.status_code == 202, accepted.text
+            ready_now = await client.get("/readyz")
+            assert ready_now.json()["checks"] == {"started": True, "store": True}
+        async with asyncio.timeout(10):
+            while not recorder.delivered:  # noqa: ASYNC110 - the dispatcher runs in the service
+                await asyncio.sleep(0.05)
+        assert "pagerduty.trigger" in recorder.names()
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+        await app.close()
+    assert running.exception() is None
+
+
+def test_kafka_topics_setting() -> None:
+    settings = Settings(kafka_topics="alerts, am=alertmanager ,ce=cloudevents")
+    assert {
+        name: (fmt.value if fmt else None) for name, fmt in settings.kafka_topic_formats().items()
+    } == {
+        "alerts": None,
+        "am": "alertmanager",
+        "ce": "cloudevents",
+    }
+    with pytest.raises(ValueError, match="unknown format"):
+        Settings(kafka_topics="x=bogus").kafka_topic_formats()
+    with pytest.raises(ValueError, match="is empty"):
+        Settings(http_token="  ")
+
+
+def test_database_password_is_masked() -> None:
+    settings = Settings(database_url="postgresql+asyncpg://app:hunter2@db:5432/inc")
+    assert settings.safe_database_url() == "postgresql+asyncpg://app:***@db:5432/inc"
+    assert "hunter2" not in repr(settings.http_token)
