@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -90,3 +92,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+KAFKA_BOOTSTRAP_ENV = "ORCH_TEST_KAFKA_BOOTSTRAP"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The test broker's address; skips without one, or fails when CI requires one."""
+    bootstrap = os.environ.get(KAFKA_BOOTSTRAP_ENV, "")
+    if bootstrap:
+        return bootstrap
+    if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
+        pytest.fail(f"{KAFKA_BOOTSTRAP_ENV} is not set but {REQUIRE_SERVICES_ENV}=1 requires Kafka")
+    pytest.skip(f"set {KAFKA_BOOTSTRAP_ENV} or run deploy/kafka/kafka.sh start")
+
+
+@pytest.fixture
+async def kafka_topic(kafka_bootstrap: str) -> AsyncIterator[str]:
+    """A fresh topic with 6 partitions, deleted afterwards (with its dead-letter topic)."""
+    name = f"alerts-{uuid.uuid4().hex[:10]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=6, replication_factor=1)])
+        yield name
+        existing = set(await admin.list_topics())
+        await admin.delete_topics([t for t in (name, f"{name}.dlq") if t in existing])
+    finally:
+        await admin.close()
