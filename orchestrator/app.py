@@ -10,6 +10,8 @@ from handlers.console import ConsoleHandler
 from orchestrator.actions import ActionHandler
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.ingest.kafka import KafkaEventPublisher
+from orchestrator.lifecycle import PUBLISH_EVENT
 from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.playbook.loader import load_playbooks
@@ -33,6 +35,10 @@ class App:
     handlers: Mapping[str, ActionHandler]
 
     async def close(self) -> None:
+        for handler in {id(h): h for h in self.handlers.values()}.values():
+            close = getattr(handler, "close", None)
+            if close is not None:
+                await close()
         await self.store.close()
 
 
@@ -73,11 +79,18 @@ async def build_app(
 ) -> App:
     """Raises PlaybookLoadError before touching the database: a bad playbook set never runs."""
     clock = clock or SystemClock()
-    routes = route_handlers(handlers if handlers is not None else default_handlers(settings, out))
+    chosen = list(handlers) if handlers is not None else default_handlers(settings, out)
+    publish_events = settings.kafka_bootstrap is not None
+    if publish_events and not any(PUBLISH_EVENT in h.handles for h in chosen):
+        assert settings.kafka_bootstrap is not None
+        chosen.append(KafkaEventPublisher(settings.kafka_bootstrap, settings.kafka_events_topic))
+    routes = route_handlers(chosen)
     playbooks = load_playbooks(settings.playbooks_dir, known_actions=frozenset(routes))
     ensure_sqlite_folder(settings.database_url)
     store = SqlStore(settings.database_url)
     await store.open()
     dispatcher = Dispatcher(store, routes, clock)
-    pipeline = Pipeline(store, playbooks, clock, on_commit=dispatcher.wake)
+    pipeline = Pipeline(
+        store, playbooks, clock, on_commit=dispatcher.wake, publish_events=publish_events
+    )
     return App(settings, clock, store, playbooks, pipeline, dispatcher, routes)

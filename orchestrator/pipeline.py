@@ -14,6 +14,7 @@ from orchestrator.incident.grouping import Route, group_key, route
 from orchestrator.incident.model import Actor, ActorKind, Incident
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
+from orchestrator.lifecycle import lifecycle_events
 from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.store.protocols import (
@@ -81,11 +82,13 @@ class Pipeline:
         *,
         is_drill: bool = False,
         on_commit: Callable[[], None] | None = None,
+        publish_events: bool = False,
     ) -> None:
         self.store = store
         self.playbooks = playbooks
         self.clock = clock
         self.is_drill = is_drill
+        self.publish_events = publish_events
         self._on_commit = on_commit or (lambda: None)
 
     async def ingest_bytes(
@@ -245,7 +248,11 @@ class Pipeline:
             entries += [_cancelled_entry(timer, incident, now) for timer in cancelled]
         await tx.schedule_timers(list(decision.timers))
         await tx.append_timeline(incident.number, entries, now)
-        await tx.enqueue_actions(list(decision.actions), now)
+        actions = list(decision.actions)
+        if self.publish_events:
+            # In the decision's transaction: a rolled-back decision publishes nothing.
+            actions += lifecycle_events(incident, entries, now)
+        await tx.enqueue_actions(actions, now)
 
 
 def bare_playbook(name: str) -> Playbook:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     )
     kafka_group: str = Field("incident-orchestrator", description="consumer group id")
     kafka_dlq_suffix: str = Field(".dlq", description="dead-letter topic = source topic + this")
+    kafka_events_topic: str = Field(
+        "incidents.events", description="where incident lifecycle events are published"
+    )
     http_host: str = Field("127.0.0.1", description="HTTP intake and health address")
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP intake port; 0 disables it")
     http_token: SecretStr | None = Field(

@@ -15,19 +15,23 @@ get each incident's alerts processed in order. The HTTP intake keys its messages
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
+from orchestrator.actions import Action, ActionResult
 from orchestrator.ingest.alert import SourceFormat
 from orchestrator.ingest.normalize import NormalizeError, normalize
+from orchestrator.lifecycle import PUBLISH_EVENT
 from orchestrator.pipeline import IngestReport, Payload, Pipeline
 
 log = logging.getLogger(__name__)
@@ -189,3 +193,42 @@ class KafkaPublishSink:
             forwarded[FORMAT_HEADER] = format.value
         await self.broker.publish(raw, topic=self.topic, key=key, headers=forwarded)
         return len(normalized.alerts)
+
+
+class KafkaEventPublisher:
+    """Delivers lifecycle events (orchestrator.lifecycle) to the events topic, keyed by incident
+    so each incident's events stay in one partition, in order. Connects on first use, so the
+    CLI's one-shot commands publish their state changes too."""
+
+    name = "kafka-events"
+
+    def __init__(
+        self, bootstrap: str, topic: str, client_id: str = "incident-orchestrator"
+    ) -> None:
+        self.topic = topic
+        self._broker = KafkaBroker(bootstrap, client_id=f"{client_id}-events", logger=log)
+        self._connected = False
+
+    @property
+    def handles(self) -> frozenset[str]:
+        return frozenset({PUBLISH_EVENT})
+
+    async def deliver(self, action: Action) -> ActionResult:
+        try:
+            if not self._connected:
+                await self._broker.connect()
+                self._connected = True
+            await self._broker.publish(
+                json.dumps(action.params, ensure_ascii=False, sort_keys=True).encode(),
+                topic=self.topic,
+                key=str(action.incident_number).encode(),
+                headers={"content-type": "application/json", "x-event-key": action.key},
+            )
+        except KafkaError as err:
+            return ActionResult.failure(f"kafka: {type(err).__name__}: {err}", retryable=True)
+        return ActionResult.success(f"published to {self.topic}")
+
+    async def close(self) -> None:
+        if self._connected:
+            await self._broker.stop()
+            self._connected = False

@@ -1,0 +1,69 @@
+"""Incident lifecycle events for other systems (status pages, warehouses): one per state change,
+derived from the decision's timeline entries and sent through the outbox like any action."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from orchestrator.actions import Action
+from orchestrator.incident.model import Incident
+from orchestrator.timeline import EntryDraft, Kind
+
+PUBLISH_EVENT = "incident.publish_event"
+
+STATE_CHANGES = frozenset(
+    {
+        Kind.INCIDENT_TRIGGERED,
+        Kind.INCIDENT_ACKNOWLEDGED,
+        Kind.INCIDENT_MITIGATED,
+        Kind.INCIDENT_RESOLVED,
+        Kind.INCIDENT_CLOSED,
+        Kind.INCIDENT_DECLINED,
+        Kind.INCIDENT_MERGED,
+        Kind.INCIDENT_CANCELED,
+        Kind.INCIDENT_REOPENED,
+        Kind.INCIDENT_ACK_TIMED_OUT,
+        Kind.SEVERITY_CHANGED,
+    }
+)
+
+
+def lifecycle_events(
+    incident: Incident, entries: list[EntryDraft], now: dt.datetime
+) -> list[Action]:
+    """One event action per state-changing entry. `sequence` orders an incident's events
+    (revision, then position within the decision) for consumers that must not trust arrival
+    order, e.g. after a retried delivery."""
+    events = []
+    changes = [entry for entry in entries if entry.kind in STATE_CHANGES]
+    for index, entry in enumerate(changes):
+        sequence = incident.revision * 100 + index
+        payload: dict[str, Any] = {
+            "type": entry.kind.value,
+            "incident": incident.number,
+            "sequence": sequence,
+            "status": incident.status.value,
+            "severity": incident.severity.value,
+            "max_severity": incident.max_severity.value,
+            "title": incident.title,
+            "playbook": incident.playbook,
+            "service": incident.service,
+            "team": incident.team,
+            "is_drill": incident.is_drill,
+            "declared_at": incident.declared_at.isoformat(),
+            "occurred_at": entry.occurred_at.isoformat(),
+            "recorded_at": now.isoformat(),
+            "actor": entry.actor.as_dict(),
+            "data": entry.data,
+        }
+        events.append(
+            Action(
+                key=f"{incident.number}:event:{sequence}",
+                name=PUBLISH_EVENT,
+                params=payload,
+                incident_number=incident.number,
+                is_drill=incident.is_drill,
+            )
+        )
+    return events
