@@ -23,7 +23,7 @@ from orchestrator.store.protocols import (
     DeadLetter,
     Disposition,
     Store,
-    Transaction,
+    SyncTransaction,
 )
 from orchestrator.timeline import EntryDraft, Kind
 from orchestrator.timers import Timer
@@ -118,73 +118,73 @@ class Pipeline:
                 parsed.append(normalize(payload.raw, received_at=now, format=payload.format))
             except NormalizeError as err:
                 parsed.append(err)
+
+        def record(tx: SyncTransaction) -> list[IngestReport]:
+            return [
+                self._payload_in(tx, payload, result, now)
+                for payload, result in zip(payloads, parsed, strict=True)
+            ]
+
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                async with self.store.transaction() as tx:
-                    reports = [
-                        await self._payload_in(tx, payload, result, now)
-                        for payload, result in zip(payloads, parsed, strict=True)
-                    ]
+                reports = await self.store.run(record)
             except ConcurrentUpdateError:
                 continue
             self._on_commit()
             return reports
         raise ConcurrentUpdateError("a batch kept conflicting with another writer, gave up")
 
-    async def _payload_in(
+    def _payload_in(
         self,
-        tx: Transaction,
+        tx: SyncTransaction,
         payload: Payload,
         result: Normalized | NormalizeError,
         now: dt.datetime,
     ) -> IngestReport:
         if isinstance(result, NormalizeError):
             letter = DeadLetter(payload.origin, str(result), payload.raw, now, payload.headers)
-            letter_id = await tx.record_dead_letter(letter)
+            letter_id = tx.record_dead_letter(letter)
             return IngestReport(
                 payload.origin, payload.format, error=str(result), dead_letter_id=letter_id
             )
         outcomes = []
         for alert in result.alerts:
-            outcomes.extend(await self._alert_in(tx, alert))
+            outcomes.extend(self._alert_in(tx, alert, now))
         return IngestReport(
             payload.origin, result.format, outcomes=outcomes, truncated=result.truncated
         )
 
-    async def _alert_in(self, tx: Transaction, alert: Alert) -> list[Outcome]:
-        now = self.clock.now()
-        if await tx.alert_seen(alert.id):
+    def _alert_in(self, tx: SyncTransaction, alert: Alert, now: dt.datetime) -> list[Outcome]:
+        if tx.alert_seen(alert.id):
             return [Outcome(alert.id, Disposition.DUPLICATE)]
         matched = self.playbooks.match(alert.labels)
         if not matched:
-            await tx.record_alert(_record(alert, Disposition.UNMATCHED))
+            tx.record_alert(_record(alert, Disposition.UNMATCHED))
             return [Outcome(alert.id, Disposition.UNMATCHED)]
-        outcomes = [await self._route(tx, alert, playbook, now) for playbook in matched]
+        outcomes = [self._route(tx, alert, playbook, now) for playbook in matched]
         # One row per alert: the first playbook's outcome is its disposition; later `continue`
         # matches are on their incidents' timelines.
         first = outcomes[0]
-        await tx.record_alert(
-            _record(alert, first.disposition, first.playbook, first.incident_number)
-        )
+        tx.record_alert(_record(alert, first.disposition, first.playbook, first.incident_number))
         return outcomes
 
-    async def _route(
-        self, tx: Transaction, alert: Alert, playbook: Playbook, now: dt.datetime
+    def _route(
+        self, tx: SyncTransaction, alert: Alert, playbook: Playbook, now: dt.datetime
     ) -> Outcome:
-        latest = await tx.latest_incident_for_group(group_key(playbook, alert.labels))
+        latest = tx.latest_incident_for_group(group_key(playbook, alert.labels))
         where = route(latest, alert, playbook, now)
         if where is Route.ORPHAN:
             return Outcome(alert.id, Disposition.ORPHANED, playbook.name)
         if where is Route.OPEN:
-            number = await tx.allocate_incident_number()
+            number = tx.allocate_incident_number()
             decision = open_incident(number, alert, playbook, now, is_drill=self.is_drill)
-            await self._persist(tx, decision, now, new=True)
+            self._persist(tx, decision, now, new=True)
             return Outcome(
                 alert.id, Disposition.OPENED, playbook.name, number, len(decision.actions)
             )
         assert latest is not None
         decision = decide(latest, AlertReceived(alert), playbook, now)
-        await self._persist(tx, decision, now, new=False)
+        self._persist(tx, decision, now, new=False)
         if where is Route.REOPEN:
             disposition = Disposition.REOPENED
         elif alert.status is AlertStatus.RESOLVED:
@@ -198,15 +198,19 @@ class Pipeline:
 
         Raises IncidentNotFoundError, or TransitionError when the incident's state forbids it.
         """
+        now = self.clock.now()
+
+        def change(tx: SyncTransaction) -> Decision:
+            incident = tx.get_incident_for_update(number)
+            if incident is None:
+                raise IncidentNotFoundError(f"no incident #{number}")
+            decision = decide(incident, event, self._playbook_for(incident), now)
+            self._persist(tx, decision, now, new=False)
+            return decision
+
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                async with self.store.transaction() as tx:
-                    incident = await tx.get_incident_for_update(number)
-                    if incident is None:
-                        raise IncidentNotFoundError(f"no incident #{number}")
-                    now = self.clock.now()
-                    decision = decide(incident, event, self._playbook_for(incident), now)
-                    await self._persist(tx, decision, now, new=False)
+                decision = await self.store.run(change)
             except ConcurrentUpdateError:
                 continue
             self._on_commit()
@@ -215,17 +219,22 @@ class Pipeline:
 
     async def fire_timer(self, timer: Timer) -> Decision | None:
         """Turns a due timer into a TimerFired decision; marks it fired in the same transaction."""
-        async with self.store.transaction() as tx:
-            now = self.clock.now()
-            if not await tx.mark_timer_fired(timer.key, now):
+        now = self.clock.now()
+
+        def fire(tx: SyncTransaction) -> Decision | None:
+            if not tx.mark_timer_fired(timer.key, now):
                 return None  # already fired or cancelled: another claimer got there first
-            incident = await tx.get_incident_for_update(timer.incident_number)
+            incident = tx.get_incident_for_update(timer.incident_number)
             if incident is None:
                 return None
             event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))
             decision = decide(incident, event, self._playbook_for(incident), now)
-            await self._persist(tx, decision, now, new=False)
-        self._on_commit()
+            self._persist(tx, decision, now, new=False)
+            return decision
+
+        decision = await self.store.run(fire)
+        if decision is not None:
+            self._on_commit()
         return decision
 
     def _playbook_for(self, incident: Incident) -> Playbook:
@@ -233,26 +242,26 @@ class Pipeline:
         responders can still acknowledge, resolve and annotate the incident."""
         return self.playbooks.get(incident.playbook) or bare_playbook(incident.playbook)
 
-    async def _persist(
-        self, tx: Transaction, decision: Decision, now: dt.datetime, *, new: bool
+    def _persist(
+        self, tx: SyncTransaction, decision: Decision, now: dt.datetime, *, new: bool
     ) -> None:
         incident = decision.incident
         if new:
-            await tx.insert_incident(incident)
+            tx.insert_incident(incident)
         else:
             incident = _next_revision(incident)
-            await tx.update_incident(incident)
+            tx.update_incident(incident)
         entries = list(decision.entries)
         if decision.cancel_timer_kinds:
-            cancelled = await tx.cancel_timers(incident.number, decision.cancel_timer_kinds, now)
+            cancelled = tx.cancel_timers(incident.number, decision.cancel_timer_kinds, now)
             entries += [_cancelled_entry(timer, incident, now) for timer in cancelled]
-        await tx.schedule_timers(list(decision.timers))
-        await tx.append_timeline(incident.number, entries, now)
+        tx.schedule_timers(list(decision.timers))
+        tx.append_timeline(incident.number, entries, now)
         actions = list(decision.actions)
         if self.publish_events:
             # In the decision's transaction: a rolled-back decision publishes nothing.
             actions += lifecycle_events(incident, entries, now)
-        await tx.enqueue_actions(actions, now)
+        tx.enqueue_actions(actions, now)
 
 
 def bare_playbook(name: str) -> Playbook:

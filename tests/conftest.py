@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from orchestrator.store.engine import sync_url
 from orchestrator.store.sql import SqlStore
 
 POSTGRES_URL_ENV = "ORCH_TEST_POSTGRES_URL"
@@ -43,13 +43,13 @@ async def reset_postgres(url: str) -> None:
     if "test" not in database:
         # The reset is destructive: refuse anything that does not look like a test database.
         pytest.fail(f"{POSTGRES_URL_ENV} must name a test database (got {database!r})")
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = sa.create_engine(sync_url(url), poolclass=NullPool)
     try:
-        async with engine.begin() as conn:
-            await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(sa.text("CREATE SCHEMA public"))
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
     finally:
-        await engine.dispose()
+        engine.dispose()
 
 
 @pytest.fixture(params=STORE_BACKENDS)

@@ -1,15 +1,20 @@
-"""Opens the async engine for a store URL and migrates its schema: half of SqlStore.open()."""
+"""Opens the engine for a store URL and migrates its schema: half of SqlStore.open().
+
+Users give async-style URLs (`sqlite+aiosqlite://`, `postgresql+asyncpg://`) or plain ones; the
+store runs its transactions synchronously in a worker thread, so each is mapped to the matching
+synchronous driver (pysqlite, psycopg). See docs/adr/0004.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -20,27 +25,45 @@ WRITE_OPTION = "orchestrator_write"
 BUSY_TIMEOUT_MS = 30_000
 
 
+SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
+POSTGRES_POOL_SIZE = 8
+
+
 def is_memory_sqlite(url: str) -> bool:
     parsed = make_url(url)
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def sync_url(url: str) -> URL:
+    """The same database, through the synchronous driver the store's worker thread uses."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return _sqlite_engine(url, memory=is_memory_sqlite(url))
-    if backend == "postgresql":
-        return create_async_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True)
-    raise ValueError(
-        f"unsupported store URL {parsed.render_as_string()!r}: use sqlite or postgresql"
+    if backend not in SYNC_DRIVERS:
+        raise ValueError(
+            f"unsupported store URL {parsed.render_as_string()!r}: use sqlite or postgresql"
+        )
+    return parsed.set(drivername=SYNC_DRIVERS[backend])
+
+
+def create_engine(url: str) -> Engine:
+    target = sync_url(url)
+    if target.get_backend_name() == "sqlite":
+        return _sqlite_engine(target, memory=is_memory_sqlite(url))
+    return sa.create_engine(
+        target,
+        isolation_level="READ COMMITTED",
+        pool_pre_ping=True,
+        pool_size=POSTGRES_POOL_SIZE,
+        # Transactions held open by async callers take connections beyond the workers' own.
+        max_overflow=2 * POSTGRES_POOL_SIZE,
     )
 
 
-def _sqlite_engine(url: str, *, memory: bool) -> AsyncEngine:
-    # One connection for :memory:, or every checkout would see its own empty database.
+def _sqlite_engine(url: URL, *, memory: bool) -> Engine:
+    # One connection for :memory:, or every checkout would see its own empty database. The
+    # store's single worker thread is the only user, but the connection is created elsewhere.
     extra: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
-    engine = create_async_engine(url, **extra)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **extra)
 
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver's own transaction handling starts transactions lazily (too late to take the
@@ -61,8 +84,8 @@ def _sqlite_engine(url: str, *, memory: bool) -> AsyncEngine:
         writing = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
-    event.listen(engine.sync_engine, "connect", _connect)
-    event.listen(engine.sync_engine, "begin", _begin)
+    event.listen(engine, "connect", _connect)
+    event.listen(engine, "begin", _begin)
     return engine
 
 
@@ -80,8 +103,8 @@ def upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execution_options(**{WRITE_OPTION: True})
-        async with conn.begin():
-            await conn.run_sync(upgrade)
+def migrate(engine: Engine) -> None:
+    with engine.connect() as conn:
+        writer = conn.execution_options(**{WRITE_OPTION: True})
+        with writer.begin():
+            upgrade(writer)

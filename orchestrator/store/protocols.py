@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from orchestrator.actions import Action, ActionResult
 from orchestrator.incident.model import Incident, Status
 from orchestrator.timeline import EntryDraft, TimelineEntry
 from orchestrator.timers import Timer, TimerStatus
+
+T = TypeVar("T")
 
 __all__ = [
     "AlertRecord",
@@ -21,6 +24,7 @@ __all__ = [
     "OutboxItem",
     "OutboxStatus",
     "Store",
+    "SyncTransaction",
     "Timer",  # re-exported: the store persists timers, so its users find them here too
     "TimerStatus",
     "Transaction",
@@ -140,6 +144,62 @@ class Transaction(Protocol):
     async def record_dead_letter(self, letter: DeadLetter) -> int: ...
 
 
+class SyncTransaction(Protocol):
+    """The same operations, synchronous: what a function handed to Store.run() receives,
+    running in the store's worker thread."""
+
+    def alert_seen(self, alert_id: str) -> bool: ...
+
+    def record_alert(self, record: AlertRecord) -> None: ...
+
+    def latest_incident_for_group(self, group_key: str) -> Incident | None:
+        """The most recently declared incident with this group key, locked for update."""
+        ...
+
+    def get_incident_for_update(self, number: int) -> Incident | None: ...
+
+    def allocate_incident_number(self) -> int:
+        """Next number, gap-free: a rolled-back transaction gives its number back."""
+        ...
+
+    def insert_incident(self, incident: Incident) -> None: ...
+
+    def update_incident(self, incident: Incident) -> None:
+        """Writes `incident` if the stored revision is `incident.revision - 1`, else raises
+        ConcurrentUpdateError."""
+        ...
+
+    def append_timeline(
+        self, incident_number: int, drafts: list[EntryDraft], recorded_at: dt.datetime
+    ) -> list[TimelineEntry]:
+        """Appends in order, assigning seq and chaining each entry's hash to the previous one.
+
+        `recorded_at` is raised to the chain's last receive time if it is earlier, so receive
+        times never run backwards along a timeline."""
+        ...
+
+    def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
+        """Adds to the outbox; returns those that were new (a key already present is skipped)."""
+        ...
+
+    def schedule_timers(self, timers: list[Timer]) -> list[Timer]:
+        """Returns those that were new (a key already present is skipped)."""
+        ...
+
+    def cancel_timers(
+        self, incident_number: int, kinds: frozenset[str] | None, now: dt.datetime
+    ) -> list[Timer]:
+        """Cancels pending timers of the incident (of these kinds, or all); returns them."""
+        ...
+
+    def mark_timer_fired(self, key: str, now: dt.datetime) -> bool:
+        """Marks a pending timer fired; False when it was already fired or cancelled, so a
+        timer claimed twice (an expired lease) still fires once."""
+        ...
+
+    def record_dead_letter(self, letter: DeadLetter) -> int: ...
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connects and brings the schema to the latest migration."""
@@ -148,6 +208,11 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    async def run(self, work: Callable[[SyncTransaction], T]) -> T:
+        """Runs `work` in one write transaction in the store's worker thread, in one hop:
+        committed if it returns, rolled back if it raises (how the pipeline records a batch)."""
+        ...
 
     # Dispatcher: claim with a lease so that concurrent dispatchers never deliver one item twice
     # at once; a crashed dispatcher's lease expires and another picks the item up.

@@ -151,7 +151,7 @@ def dead_letter_from_row(row: Row) -> DeadLetter:
         id=row["id"],
         origin=row["origin"],
         error=row["error"],
-        # asyncpg hands back bytes, aiosqlite may hand back a memoryview.
+        # psycopg hands back bytes, and sqlite3 may hand back a memoryview.
         raw=bytes(row["raw"]),
         received_at=row["received_at"],
         headers=dict(row["headers"]),

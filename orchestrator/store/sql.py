@@ -1,21 +1,34 @@
-"""SqlStore: the Store over SQLite or PostgreSQL, used by the pipeline, dispatcher and CLI."""
+"""SqlStore: the Store over SQLite or PostgreSQL, used by the pipeline, dispatcher and CLI.
+
+Every transaction runs synchronously in the store's worker thread (docs/adr/0004): the pipeline
+hands a whole batch over in one hop with `run()`, and everything else goes through the async
+API, which forwards each call to the same synchronous code.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from orchestrator.actions import ActionResult
 from orchestrator.incident.model import Incident, Status
 from orchestrator.store import rows
-from orchestrator.store.engine import WRITE_OPTION, create_engine, is_memory_sqlite, migrate
+from orchestrator.store.adapter import AsyncTransaction
+from orchestrator.store.engine import (
+    POSTGRES_POOL_SIZE,
+    WRITE_OPTION,
+    create_engine,
+    is_memory_sqlite,
+    migrate,
+)
 from orchestrator.store.protocols import (
     AlertRecord,
     DeadLetter,
@@ -37,24 +50,27 @@ from orchestrator.store.schema import timeline as timeline_table
 from orchestrator.store.transaction import SqlTransaction
 from orchestrator.timeline import EntryDraft, TimelineEntry
 
+T = TypeVar("T")
+
 
 class SqlStore:
-    """A Store at a SQLAlchemy async URL: `sqlite+aiosqlite:///path.db`,
-    `sqlite+aiosqlite:///:memory:` or `postgresql+asyncpg://user@host/db`."""
+    """A Store at a SQLAlchemy URL: `sqlite+aiosqlite:///path.db` (or `sqlite:///…`),
+    `sqlite+aiosqlite:///:memory:`, `postgresql+asyncpg://user@host/db` (or `postgresql://…`)."""
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._engine: AsyncEngine | None = None
+        self._engine: Engine | None = None
         self._sqlite = sa.make_url(url).get_backend_name() == "sqlite"
-        # SQLite allows one writer at a time; taking turns here keeps this process's tasks from
-        # contending for the file lock. An in-memory database is a single shared connection,
-        # so there even readers must take turns.
+        # SQLite allows one writer at a time: one worker thread, and tasks take turns. An
+        # in-memory database is a single shared connection, so there even readers take turns.
+        workers = 1 if self._sqlite else POSTGRES_POOL_SIZE
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
         self._lock = asyncio.Lock()
         self._lock_holder: asyncio.Task[Any] | None = None
         self._readers_take_turns = is_memory_sqlite(url)
 
     @property
-    def engine(self) -> AsyncEngine:
+    def engine(self) -> Engine:
         """The open engine, for administration and tests; application code uses the Store API."""
         if self._engine is None:
             raise RuntimeError("the store is not open: call `await store.open()` first")
@@ -65,29 +81,40 @@ class SqlStore:
             return
         engine = create_engine(self._url)
         try:
-            await migrate(engine)
+            await self._in_worker(migrate, engine)
         except BaseException:
-            await engine.dispose()
+            await self._in_worker(engine.dispose)
             raise
         self._engine = engine
 
     async def close(self) -> None:
         if self._engine is not None:
             engine, self._engine = self._engine, None
-            await engine.dispose()
+            await self._in_worker(engine.dispose)
+        self._executor.shutdown(wait=True)
 
-    @asynccontextmanager
-    async def _connection(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
-        """A connection inside a transaction: committed when the block ends, rolled back if
-        it raises."""
+    async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def run(self, work: Callable[[SqlTransaction], T]) -> T:
+        """Runs `work` in one write transaction in the worker thread: committed if it returns,
+        rolled back if it raises. The pipeline's batches go through here, in one hop."""
+        return await self._run(lambda conn: work(SqlTransaction(conn)), write=True)
+
+    async def _run(self, work: Callable[[Connection], T], *, write: bool) -> T:
         turns: AbstractAsyncContextManager[None] = (
             self._turn() if self._sqlite and (write or self._readers_take_turns) else nullcontext()
         )
-        async with turns, self.engine.connect() as conn:
+        async with turns:
+            return await self._in_worker(self._transactional, work, write)
+
+    def _transactional(self, work: Callable[[Connection], T], write: bool) -> T:
+        with self.engine.connect() as conn:
             if write:
-                await conn.execution_options(**{WRITE_OPTION: True})
-            async with conn.begin():
-                yield conn
+                conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                return work(conn)
 
     @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
@@ -110,21 +137,62 @@ class SqlStore:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Transaction]:
-        async with self._connection(write=True) as conn:
-            yield SqlTransaction(conn)
+        """One transaction held open across awaits, each call forwarded to a worker thread.
+
+        On PostgreSQL it gets a thread of its own: a transaction waiting on a row lock must not
+        occupy a shared worker that the lock's holder needs to finish and commit."""
+        if self._sqlite:
+            async with self._turn(), self._held_open(self._in_worker) as transaction:
+                yield transaction
+            return
+        own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-txn")
+
+        async def in_own_thread(fn: Callable[..., T], *args: Any) -> T:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(own, functools.partial(fn, *args))
+
+        try:
+            async with self._held_open(in_own_thread) as transaction:
+                yield transaction
+        finally:
+            own.shutdown(wait=False)
+
+    @asynccontextmanager
+    async def _held_open(self, in_worker: Callable[..., Any]) -> AsyncIterator[Transaction]:
+        conn = await in_worker(self._begin_writing)
+        try:
+            yield AsyncTransaction(SqlTransaction(conn), in_worker)
+        except BaseException:
+            await in_worker(_finish, conn, False)
+            raise
+        await in_worker(_finish, conn, True)
+
+    def _begin_writing(self) -> Connection:
+        conn = self.engine.connect()
+        conn.execution_options(**{WRITE_OPTION: True})
+        conn.begin()
+        return conn
 
     async def claim_due_actions(
         self, now: dt.datetime, limit: int, lease: dt.timedelta
     ) -> list[OutboxItem]:
-        claimed = await self._claim(
-            outbox, outbox.c.next_attempt_at, OutboxStatus.PENDING, now, limit, lease
+        claimed = await self._run(
+            lambda conn: _claim(
+                conn, outbox, outbox.c.next_attempt_at, OutboxStatus.PENDING, now, limit, lease
+            ),
+            write=True,
         )
         return [rows.outbox_from_row(row) for row in claimed]
 
     async def claim_due_timers(
         self, now: dt.datetime, limit: int, lease: dt.timedelta
     ) -> list[Timer]:
-        claimed = await self._claim(timers, timers.c.due_at, TimerStatus.PENDING, now, limit, lease)
+        claimed = await self._run(
+            lambda conn: _claim(
+                conn, timers, timers.c.due_at, TimerStatus.PENDING, now, limit, lease
+            ),
+            write=True,
+        )
         return [rows.timer_from_row(row) for row in claimed]
 
     async def next_timer_due(self) -> dt.datetime | None:
@@ -137,45 +205,8 @@ class SqlStore:
         query = sa.select(sa.func.min(claimable_at, type_=UtcDateTime)).where(
             timers.c.status == TimerStatus.PENDING.value
         )
-        async with self._connection(write=False) as conn:
-            due: dt.datetime | None = await conn.scalar(query)
-            return due
-
-    async def _claim(
-        self,
-        table: sa.Table,
-        due: sa.Column[Any],
-        pending: str,
-        now: dt.datetime,
-        limit: int,
-        lease: dt.timedelta,
-    ) -> Sequence[RowMapping]:
-        """Leases up to `limit` due pending rows that nobody else holds a live lease on."""
-        if limit <= 0:
-            return []
-        async with self._connection(write=True) as conn:
-            # SKIP LOCKED (PostgreSQL; SQLite has no row locks and ignores it) lets concurrent
-            # claimers pass over each other's rows instead of queueing behind them; a row
-            # claimed meanwhile fails the WHERE when rechecked, so no key is handed out twice.
-            claimable = (
-                sa.select(table)
-                .where(
-                    table.c.status == pending,
-                    due <= now,
-                    sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now),
-                )
-                .order_by(due, table.c.key)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            found = (await conn.execute(claimable)).mappings().all()
-            if found:
-                await conn.execute(
-                    sa.update(table)
-                    .where(table.c.key.in_([row["key"] for row in found]))
-                    .values(claimed_until=now + lease)
-                )
-            return found
+        due: dt.datetime | None = await self._run(lambda conn: conn.scalar(query), write=False)
+        return due
 
     async def finish_action(
         self,
@@ -185,36 +216,9 @@ class SqlStore:
         retry_at: dt.datetime | None,
         timeline: list[EntryDraft],
     ) -> None:
-        async with self._connection(write=True) as conn:
-            incident_number = await conn.scalar(
-                sa.select(outbox.c.incident_number).where(outbox.c.key == key)
-            )
-            if incident_number is None:
-                raise KeyError(f"no action {key!r} in the outbox")
-            txn = SqlTransaction(conn)
-            await txn.lock_incident(incident_number)
-            values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "claimed_until": None}
-            if result.ok:
-                values |= {
-                    "status": OutboxStatus.DELIVERED.value,
-                    "delivered_at": now,
-                    "last_error": "",
-                }
-            elif retry_at is not None:
-                values |= {"next_attempt_at": retry_at, "last_error": result.detail}
-            else:
-                values |= {"status": OutboxStatus.FAILED.value, "last_error": result.detail}
-            if result.data:
-                values["result"] = result.data
-            # Only a pending item changes: a late finish from a dispatcher whose lease expired
-            # must not turn a delivered action back into a retry. Its attempt still goes on
-            # the timeline, because it happened.
-            await conn.execute(
-                sa.update(outbox)
-                .where(outbox.c.key == key, outbox.c.status == OutboxStatus.PENDING.value)
-                .values(values)
-            )
-            await txn.append_timeline(incident_number, timeline, now)
+        await self._run(
+            lambda conn: _finish_action(conn, key, result, now, retry_at, timeline), write=True
+        )
 
     async def get_incident(self, number: int) -> Incident | None:
         found = await self._read(sa.select(incidents).where(incidents.c.number == number))
@@ -264,6 +268,98 @@ class SqlStore:
         return [rows.timer_from_row(row) for row in await self._read(query)]
 
     async def _read(self, query: sa.Select[Any]) -> Sequence[RowMapping]:
-        async with self._connection(write=False) as conn:
-            found: Sequence[RowMapping] = (await conn.execute(query)).mappings().all()
-            return found
+        return await self._run(lambda conn: conn.execute(query).mappings().all(), write=False)
+
+
+def _finish(conn: Connection, commit: bool) -> None:
+    try:
+        transaction = conn.get_transaction()
+        if transaction is None:
+            return
+        if not commit:
+            transaction.rollback()
+            return
+        try:
+            transaction.commit()
+        except BaseException:
+            _abandon(conn)
+            raise
+    finally:
+        conn.close()
+
+
+def _abandon(conn: Connection) -> None:
+    """A COMMIT that fails (a deferred foreign key, say) can leave SQLite inside the
+    transaction; roll it back so the pooled connection is clean for the next user."""
+    raw = conn.connection.dbapi_connection
+    if raw is not None and getattr(raw, "in_transaction", False):
+        raw.rollback()
+
+
+def _claim(
+    conn: Connection,
+    table: sa.Table,
+    due: sa.Column[Any],
+    pending: str,
+    now: dt.datetime,
+    limit: int,
+    lease: dt.timedelta,
+) -> Sequence[RowMapping]:
+    """Leases up to `limit` due pending rows that nobody else holds a live lease on."""
+    if limit <= 0:
+        return []
+    # SKIP LOCKED (PostgreSQL; SQLite has no row locks and ignores it) lets concurrent claimers
+    # pass over each other's rows instead of queueing behind them; a row claimed meanwhile fails
+    # the WHERE when rechecked, so no key is handed out twice.
+    claimable = (
+        sa.select(table)
+        .where(
+            table.c.status == pending,
+            due <= now,
+            sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now),
+        )
+        .order_by(due, table.c.key)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    found = conn.execute(claimable).mappings().all()
+    if found:
+        conn.execute(
+            sa.update(table)
+            .where(table.c.key.in_([row["key"] for row in found]))
+            .values(claimed_until=now + lease)
+        )
+    return found
+
+
+def _finish_action(
+    conn: Connection,
+    key: str,
+    result: ActionResult,
+    now: dt.datetime,
+    retry_at: dt.datetime | None,
+    timeline: list[EntryDraft],
+) -> None:
+    incident_number = conn.scalar(sa.select(outbox.c.incident_number).where(outbox.c.key == key))
+    if incident_number is None:
+        raise KeyError(f"no action {key!r} in the outbox")
+    txn = SqlTransaction(conn)
+    txn.lock_incident(incident_number)
+    values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "claimed_until": None}
+    if result.ok:
+        values |= {"status": OutboxStatus.DELIVERED.value, "delivered_at": now, "last_error": ""}
+    elif retry_at is not None:
+        values |= {"next_attempt_at": retry_at, "last_error": result.detail}
+    else:
+        values |= {"status": OutboxStatus.FAILED.value, "last_error": result.detail}
+    if result.data:
+        values["result"] = result.data
+    # Only a pending item changes: a late finish from a dispatcher whose lease expired must not
+    # turn a delivered action back into a retry. Its attempt still goes on the timeline,
+    # because it happened.
+    conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.key == key, outbox.c.status == OutboxStatus.PENDING.value)
+        .values(values)
+    )
+    txn.append_timeline(incident_number, timeline, now)

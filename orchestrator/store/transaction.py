@@ -1,4 +1,5 @@
-"""SqlTransaction: the pipeline's atomic unit of writes (Transaction) on one open SQL connection."""
+"""SqlTransaction: the atomic unit of writes, synchronous, on one open SQL connection in the
+store's worker thread (see docs/adr/0004-store-runs-transactions-in-a-worker-thread.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from orchestrator.actions import Action
 from orchestrator.incident.model import Incident
@@ -42,30 +43,28 @@ _GROUP_LOCK_NAMESPACE = 0x6F7263
 class SqlTransaction:
     """Runs inside a transaction SqlStore began; it never commits or rolls back itself."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._postgres = conn.dialect.name == "postgresql"
 
-    async def alert_seen(self, alert_id: str) -> bool:
-        found = await self._conn.scalar(
-            sa.select(sa.literal(1)).where(alerts.c.alert_id == alert_id)
-        )
+    def alert_seen(self, alert_id: str) -> bool:
+        found = self._conn.scalar(sa.select(sa.literal(1)).where(alerts.c.alert_id == alert_id))
         return found is not None
 
-    async def record_alert(self, record: AlertRecord) -> None:
-        await self._conn.execute(sa.insert(alerts).values(rows.alert_values(record)))
+    def record_alert(self, record: AlertRecord) -> None:
+        self._conn.execute(sa.insert(alerts).values(rows.alert_values(record)))
 
-    async def latest_incident_for_group(self, group_key: str) -> Incident | None:
+    def latest_incident_for_group(self, group_key: str) -> Incident | None:
         if self._postgres:
             # A row lock cannot cover "no incident yet": two alerts of a new group would each open
             # one. The group's advisory lock serialises them until this transaction ends.
-            await self._conn.execute(
+            self._conn.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))"),
                 {"namespace": _GROUP_LOCK_NAMESPACE, "key": group_key},
             )
         row = (
             (
-                await self._conn.execute(
+                self._conn.execute(
                     sa.select(incidents)
                     .where(incidents.c.group_key == group_key)
                     .order_by(incidents.c.declared_at.desc(), incidents.c.number.desc())
@@ -78,10 +77,10 @@ class SqlTransaction:
         )
         return rows.incident_from_row(row) if row is not None else None
 
-    async def get_incident_for_update(self, number: int) -> Incident | None:
+    def get_incident_for_update(self, number: int) -> Incident | None:
         row = (
             (
-                await self._conn.execute(
+                self._conn.execute(
                     sa.select(incidents).where(incidents.c.number == number).with_for_update()
                 )
             )
@@ -90,10 +89,10 @@ class SqlTransaction:
         )
         return rows.incident_from_row(row) if row is not None else None
 
-    async def allocate_incident_number(self) -> int:
+    def allocate_incident_number(self) -> int:
         # The UPDATE holds the counter's row lock until commit or rollback: numbers are handed out
         # one transaction at a time, and a rollback undoes the increment.
-        value = await self._conn.scalar(
+        value = self._conn.scalar(
             sa.update(counters)
             .where(counters.c.name == INCIDENT_COUNTER)
             .values(value=counters.c.value + 1)
@@ -103,13 +102,13 @@ class SqlTransaction:
             raise RuntimeError("the incident counter is missing: was the store migrated?")
         return int(value)
 
-    async def insert_incident(self, incident: Incident) -> None:
-        await self._conn.execute(sa.insert(incidents).values(rows.incident_values(incident)))
+    def insert_incident(self, incident: Incident) -> None:
+        self._conn.execute(sa.insert(incidents).values(rows.incident_values(incident)))
 
-    async def update_incident(self, incident: Incident) -> None:
+    def update_incident(self, incident: Incident) -> None:
         values = rows.incident_values(incident)
         del values["number"]
-        result = await self._conn.execute(
+        result = self._conn.execute(
             sa.update(incidents)
             .where(
                 incidents.c.number == incident.number,
@@ -122,14 +121,14 @@ class SqlTransaction:
                 f"incident {incident.number} is no longer at revision {incident.revision - 1}"
             )
 
-    async def append_timeline(
+    def append_timeline(
         self, incident_number: int, drafts: list[EntryDraft], recorded_at: dt.datetime
     ) -> list[TimelineEntry]:
         if not drafts:
             return []
-        await self.lock_incident(incident_number)
+        self.lock_incident(incident_number)
         last = (
-            await self._conn.execute(
+            self._conn.execute(
                 sa.select(timeline.c.seq, timeline.c.hash, timeline.c.recorded_at)
                 .where(timeline.c.incident_number == incident_number)
                 .order_by(timeline.c.seq.desc())
@@ -148,23 +147,23 @@ class SqlTransaction:
             entry = chain(incident_number, seq, draft, recorded_at, prev_hash)
             entries.append(entry)
             prev_hash = entry.hash
-        await self._conn.execute(sa.insert(timeline), [rows.timeline_values(e) for e in entries])
+        self._conn.execute(sa.insert(timeline), [rows.timeline_values(e) for e in entries])
         return entries
 
-    async def lock_incident(self, incident_number: int) -> None:
+    def lock_incident(self, incident_number: int) -> None:
         """Serialises appends to one incident's chain across PostgreSQL connections.
 
         SQLite needs nothing: its writers already take turns. Everyone locks the incident before
         touching its outbox rows, so the dispatcher and the pipeline cannot deadlock each other.
         """
         if self._postgres:
-            await self._conn.execute(
+            self._conn.execute(
                 sa.select(incidents.c.number)
                 .where(incidents.c.number == incident_number)
                 .with_for_update()
             )
 
-    async def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
+    def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
         values = [
             {
                 "key": action.key,
@@ -183,10 +182,10 @@ class SqlTransaction:
             }
             for action in actions
         ]
-        new = await self._insert_if_absent(outbox, values)
+        new = self._insert_if_absent(outbox, values)
         return _first_of_each(actions, new, lambda action: action.key)
 
-    async def schedule_timers(self, timers: list[Timer]) -> list[Timer]:
+    def schedule_timers(self, timers: list[Timer]) -> list[Timer]:
         values = [
             {
                 **rows.timer_values(timer),
@@ -197,22 +196,22 @@ class SqlTransaction:
             }
             for timer in timers
         ]
-        new = await self._insert_if_absent(timers_table, values)
+        new = self._insert_if_absent(timers_table, values)
         return _first_of_each(timers, new, lambda timer: timer.key)
 
-    async def _insert_if_absent(self, table: sa.Table, values: list[dict[str, Any]]) -> set[str]:
+    def _insert_if_absent(self, table: sa.Table, values: list[dict[str, Any]]) -> set[str]:
         """Inserts the rows whose key is not stored yet; returns the keys it inserted."""
         if not values:
             return set()
         insert = postgresql.insert(table) if self._postgres else sqlite.insert(table)
-        result = await self._conn.execute(
+        result = self._conn.execute(
             insert.values(values)
             .on_conflict_do_nothing(index_elements=[table.c.key])
             .returning(table.c.key)
         )
         return set(result.scalars())
 
-    async def cancel_timers(
+    def cancel_timers(
         self, incident_number: int, kinds: frozenset[str] | None, now: dt.datetime
     ) -> list[Timer]:
         conditions = [
@@ -223,7 +222,7 @@ class SqlTransaction:
             if not kinds:
                 return []
             conditions.append(timers_table.c.kind.in_(sorted(kinds)))
-        result = await self._conn.execute(
+        result = self._conn.execute(
             sa.update(timers_table)
             .where(*conditions)
             .values(status=TimerStatus.CANCELLED.value, cancelled_at=now, claimed_until=None)
@@ -232,16 +231,16 @@ class SqlTransaction:
         cancelled = [rows.timer_from_row(row) for row in result.mappings()]
         return sorted(cancelled, key=lambda timer: (timer.due_at, timer.key))
 
-    async def mark_timer_fired(self, key: str, now: dt.datetime) -> bool:
-        result = await self._conn.execute(
+    def mark_timer_fired(self, key: str, now: dt.datetime) -> bool:
+        result = self._conn.execute(
             sa.update(timers_table)
             .where(timers_table.c.key == key, timers_table.c.status == TimerStatus.PENDING.value)
             .values(status=TimerStatus.FIRED.value, fired_at=now, claimed_until=None)
         )
         return result.rowcount == 1
 
-    async def record_dead_letter(self, letter: DeadLetter) -> int:
-        new_id = await self._conn.scalar(
+    def record_dead_letter(self, letter: DeadLetter) -> int:
+        new_id = self._conn.scalar(
             sa.insert(dead_letters)
             .values(rows.dead_letter_values(letter))
             .returning(dead_letters.c.id)

@@ -24,6 +24,7 @@ from orchestrator.store.protocols import (
     Disposition,
     OutboxStatus,
     Store,
+    SyncTransaction,
     Timer,
     TimerStatus,
 )
@@ -115,8 +116,8 @@ async def test_migrated_schema_matches_metadata(store: SqlStore) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         return list(compare_metadata(context, metadata))
 
-    async with store.engine.connect() as conn:
-        assert await conn.run_sync(differences) == []
+    with store.engine.connect() as conn:
+        assert differences(conn) == []
 
 
 async def test_migrations_downgrade_to_nothing_and_back(store: SqlStore) -> None:
@@ -126,12 +127,12 @@ async def test_migrations_downgrade_to_nothing_and_back(store: SqlStore) -> None
     def downgrade(conn: Connection) -> None:
         command.downgrade(alembic_config(conn), "base")
 
-    async with store.engine.begin() as conn:
-        assert await conn.run_sync(tables) == set(metadata.tables)
-        await conn.run_sync(downgrade)
-        assert await conn.run_sync(tables) == set()
-        await conn.run_sync(upgrade)
-        assert await conn.run_sync(tables) == set(metadata.tables)
+    with store.engine.begin() as conn:
+        assert tables(conn) == set(metadata.tables)
+        downgrade(conn)
+        assert tables(conn) == set()
+        upgrade(conn)
+        assert tables(conn) == set(metadata.tables)
     assert (await open_incident(store)).number == 1
 
 
@@ -275,9 +276,8 @@ async def test_the_database_refuses_to_change_the_timeline(store: SqlStore, stat
     async with store.transaction() as txn:
         await txn.append_timeline(incident.number, [note("immutable")], T0)
 
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-        async with store.engine.begin() as conn:
-            await conn.execute(sa.text(statement))
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.engine.begin() as conn:
+        conn.execute(sa.text(statement))
     entries = await store.timeline(incident.number)
     assert [e.data["text"] for e in entries] == ["immutable"]
     assert verify_chain(entries) == []
@@ -644,3 +644,37 @@ async def test_concurrent_claimers_never_share_a_key(store: SqlStore, store_url:
         # everything while the other waits, which is fair enough for an embedded database.)
         assert results[0] + results[2]
         assert results[1] + results[3]
+
+
+# The one-hop path the pipeline uses
+
+
+async def test_run_commits_what_the_work_wrote(store: SqlStore) -> None:
+    def work(txn: SyncTransaction) -> int:
+        number = txn.allocate_incident_number()
+        txn.insert_incident(make_incident(number))
+        txn.append_timeline(number, [note("in one hop")], T0)
+        return number
+
+    number = await store.run(work)
+    assert number == 1
+    assert [e.data["text"] for e in await store.timeline(number)] == ["in one hop"]
+
+
+async def test_run_rolls_back_when_the_work_raises(store: SqlStore) -> None:
+    def work(txn: SyncTransaction) -> None:
+        txn.insert_incident(make_incident(txn.allocate_incident_number()))
+        raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        await store.run(work)
+    assert await store.list_incidents() == []
+    assert (await open_incident(store)).number == 1  # the number was given back
+
+
+async def test_a_commit_that_fails_leaves_the_store_usable(store: SqlStore) -> None:
+    with pytest.raises(sa.exc.IntegrityError):
+        await store.run(lambda txn: txn.enqueue_actions([action("orphan", 404)], T0))
+    incident = await open_incident(store)
+    await store.run(lambda txn: txn.enqueue_actions([action("fine", incident.number)], T0))
+    assert [item.action.key for item in await store.list_actions()] == ["fine"]
