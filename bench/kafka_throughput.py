@@ -40,14 +40,14 @@ from typing import Any
 import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from orchestrator.clock import SystemClock
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake
 from orchestrator.pipeline import IngestReport, Payload, Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.playbook.loader import load_playbooks
+from orchestrator.store.engine import sync_url
 from orchestrator.store.sql import SqlStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,6 @@ KINDS = [
     ("PostgresDown", "critical"),
     ("HighLatencyP99", "warning"),
 ]
-ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 TARGET_STORM_RATIO = 0.5
 TARGET_NEW_INCIDENTS = 2000.0
 TARGET_P99_MARGIN_MS = 50.0
@@ -235,11 +234,14 @@ class Database:
     so the counting neither depends on the store's internals nor takes the store's turns)."""
 
     store: SqlStore
-    reader: AsyncEngine
+    reader: Engine
 
     async def count(self, table: str) -> int:
-        async with self.reader.connect() as conn:
-            return int(await conn.scalar(text(f"select count(*) from {table}")) or 0)
+        def read() -> int:
+            with self.reader.connect() as conn:
+                return int(conn.scalar(text(f"select count(*) from {table}")) or 0)
+
+        return await asyncio.to_thread(read)
 
 
 @asynccontextmanager
@@ -249,11 +251,11 @@ async def opened_store(database_url: str | None) -> AsyncIterator[Database]:
         url = make_url(database_url or f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}")
         store = SqlStore(url.render_as_string(hide_password=False))
         await store.open()
-        reader = create_async_engine(url.set(drivername=ASYNC_DRIVERS[url.get_backend_name()]))
+        reader = create_engine(sync_url(url.render_as_string(hide_password=False)))
         try:
             yield Database(store, reader)
         finally:
-            await reader.dispose()
+            reader.dispose()
             await store.close()
 
 
