@@ -39,6 +39,57 @@ T = TypeVar("T")
 # Namespace of the advisory locks taken per group key (the two-int4 lock space on PostgreSQL).
 _GROUP_LOCK_NAMESPACE = 0x6F7263
 
+# The statements on the hot path, built once: building a statement per call (and its cache
+# key) cost more than executing it. Values arrive as bound parameters.
+_ALERT_SEEN = sa.select(sa.literal(1)).where(alerts.c.alert_id == sa.bindparam("alert_id"))
+_INSERT_ALERT = sa.insert(alerts)
+_GROUP_LOCK = sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))")
+_LATEST_FOR_GROUP = (
+    sa.select(incidents)
+    .where(incidents.c.group_key == sa.bindparam("group_key"))
+    .order_by(incidents.c.declared_at.desc(), incidents.c.number.desc())
+    .limit(1)
+    .with_for_update()
+)
+_INCIDENT_FOR_UPDATE = (
+    sa.select(incidents).where(incidents.c.number == sa.bindparam("number")).with_for_update()
+)
+_NEXT_NUMBER = (
+    sa.update(counters)
+    .where(counters.c.name == sa.bindparam("counter"))
+    .values(value=counters.c.value + 1)
+    .returning(counters.c.value)
+)
+_INSERT_INCIDENT = sa.insert(incidents)
+_UPDATE_INCIDENT = sa.update(incidents).where(
+    incidents.c.number == sa.bindparam("where_number"),
+    incidents.c.revision == sa.bindparam("where_revision"),
+)
+_LAST_ENTRY = (
+    sa.select(timeline.c.seq, timeline.c.hash, timeline.c.recorded_at)
+    .where(timeline.c.incident_number == sa.bindparam("number"))
+    .order_by(timeline.c.seq.desc())
+    .limit(1)
+)
+_INSERT_ENTRY = sa.insert(timeline)
+_LOCK_INCIDENT = (
+    sa.select(incidents.c.number)
+    .where(incidents.c.number == sa.bindparam("number"))
+    .with_for_update()
+)
+_TIMER_FIRED = (
+    sa.update(timers_table)
+    .where(
+        timers_table.c.key == sa.bindparam("where_key"),
+        timers_table.c.status == TimerStatus.PENDING.value,
+    )
+    .values(
+        status=TimerStatus.FIRED.value,
+        fired_at=sa.bindparam("fired_at", type_=timers_table.c.fired_at.type),
+        claimed_until=None,
+    )
+)
+
 
 class SqlTransaction:
     """Runs inside a transaction SqlStore began; it never commits or rolls back itself."""
@@ -48,74 +99,39 @@ class SqlTransaction:
         self._postgres = conn.dialect.name == "postgresql"
 
     def alert_seen(self, alert_id: str) -> bool:
-        found = self._conn.scalar(sa.select(sa.literal(1)).where(alerts.c.alert_id == alert_id))
-        return found is not None
+        return self._conn.scalar(_ALERT_SEEN, {"alert_id": alert_id}) is not None
 
     def record_alert(self, record: AlertRecord) -> None:
-        self._conn.execute(sa.insert(alerts).values(rows.alert_values(record)))
+        self._conn.execute(_INSERT_ALERT, rows.alert_values(record))
 
     def latest_incident_for_group(self, group_key: str) -> Incident | None:
         if self._postgres:
             # A row lock cannot cover "no incident yet": two alerts of a new group would each open
             # one. The group's advisory lock serialises them until this transaction ends.
-            self._conn.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))"),
-                {"namespace": _GROUP_LOCK_NAMESPACE, "key": group_key},
-            )
-        row = (
-            (
-                self._conn.execute(
-                    sa.select(incidents)
-                    .where(incidents.c.group_key == group_key)
-                    .order_by(incidents.c.declared_at.desc(), incidents.c.number.desc())
-                    .limit(1)
-                    .with_for_update()
-                )
-            )
-            .mappings()
-            .first()
-        )
+            self._conn.execute(_GROUP_LOCK, {"namespace": _GROUP_LOCK_NAMESPACE, "key": group_key})
+        row = self._conn.execute(_LATEST_FOR_GROUP, {"group_key": group_key}).mappings().first()
         return rows.incident_from_row(row) if row is not None else None
 
     def get_incident_for_update(self, number: int) -> Incident | None:
-        row = (
-            (
-                self._conn.execute(
-                    sa.select(incidents).where(incidents.c.number == number).with_for_update()
-                )
-            )
-            .mappings()
-            .first()
-        )
+        row = self._conn.execute(_INCIDENT_FOR_UPDATE, {"number": number}).mappings().first()
         return rows.incident_from_row(row) if row is not None else None
 
     def allocate_incident_number(self) -> int:
         # The UPDATE holds the counter's row lock until commit or rollback: numbers are handed out
         # one transaction at a time, and a rollback undoes the increment.
-        value = self._conn.scalar(
-            sa.update(counters)
-            .where(counters.c.name == INCIDENT_COUNTER)
-            .values(value=counters.c.value + 1)
-            .returning(counters.c.value)
-        )
+        value = self._conn.scalar(_NEXT_NUMBER, {"counter": INCIDENT_COUNTER})
         if value is None:
             raise RuntimeError("the incident counter is missing: was the store migrated?")
         return int(value)
 
     def insert_incident(self, incident: Incident) -> None:
-        self._conn.execute(sa.insert(incidents).values(rows.incident_values(incident)))
+        self._conn.execute(_INSERT_INCIDENT, rows.incident_values(incident))
 
     def update_incident(self, incident: Incident) -> None:
         values = rows.incident_values(incident)
         del values["number"]
-        result = self._conn.execute(
-            sa.update(incidents)
-            .where(
-                incidents.c.number == incident.number,
-                incidents.c.revision == incident.revision - 1,
-            )
-            .values(values)
-        )
+        values |= {"where_number": incident.number, "where_revision": incident.revision - 1}
+        result = self._conn.execute(_UPDATE_INCIDENT, values)
         if result.rowcount != 1:
             raise ConcurrentUpdateError(
                 f"incident {incident.number} is no longer at revision {incident.revision - 1}"
@@ -127,14 +143,7 @@ class SqlTransaction:
         if not drafts:
             return []
         self.lock_incident(incident_number)
-        last = (
-            self._conn.execute(
-                sa.select(timeline.c.seq, timeline.c.hash, timeline.c.recorded_at)
-                .where(timeline.c.incident_number == incident_number)
-                .order_by(timeline.c.seq.desc())
-                .limit(1)
-            )
-        ).first()
+        last = self._conn.execute(_LAST_ENTRY, {"number": incident_number}).first()
         seq, prev_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
         # Receive times never run backwards along a chain, even if this host's clock was
         # stepped back or another replica's clock lags: an entry is never recorded before the
@@ -147,7 +156,7 @@ class SqlTransaction:
             entry = chain(incident_number, seq, draft, recorded_at, prev_hash)
             entries.append(entry)
             prev_hash = entry.hash
-        self._conn.execute(sa.insert(timeline), [rows.timeline_values(e) for e in entries])
+        self._conn.execute(_INSERT_ENTRY, [rows.timeline_values(e) for e in entries])
         return entries
 
     def lock_incident(self, incident_number: int) -> None:
@@ -157,11 +166,7 @@ class SqlTransaction:
         touching its outbox rows, so the dispatcher and the pipeline cannot deadlock each other.
         """
         if self._postgres:
-            self._conn.execute(
-                sa.select(incidents.c.number)
-                .where(incidents.c.number == incident_number)
-                .with_for_update()
-            )
+            self._conn.execute(_LOCK_INCIDENT, {"number": incident_number})
 
     def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
         values = [
@@ -200,15 +205,14 @@ class SqlTransaction:
         return _first_of_each(timers, new, lambda timer: timer.key)
 
     def _insert_if_absent(self, table: sa.Table, values: list[dict[str, Any]]) -> set[str]:
-        """Inserts the rows whose key is not stored yet; returns the keys it inserted."""
+        """Inserts the rows whose key is not stored yet; returns the keys it inserted.
+
+        One prepared statement executed for many rows: a VALUES list built per call would be
+        compiled afresh every time, which was most of the cost of recording an incident."""
         if not values:
             return set()
-        insert = postgresql.insert(table) if self._postgres else sqlite.insert(table)
-        result = self._conn.execute(
-            insert.values(values)
-            .on_conflict_do_nothing(index_elements=[table.c.key])
-            .returning(table.c.key)
-        )
+        statement = _INSERT_IF_ABSENT[(table.name, self._postgres)]
+        result = self._conn.execute(statement, values)
         return set(result.scalars())
 
     def cancel_timers(
@@ -232,11 +236,7 @@ class SqlTransaction:
         return sorted(cancelled, key=lambda timer: (timer.due_at, timer.key))
 
     def mark_timer_fired(self, key: str, now: dt.datetime) -> bool:
-        result = self._conn.execute(
-            sa.update(timers_table)
-            .where(timers_table.c.key == key, timers_table.c.status == TimerStatus.PENDING.value)
-            .values(status=TimerStatus.FIRED.value, fired_at=now, claimed_until=None)
-        )
+        result = self._conn.execute(_TIMER_FIRED, {"where_key": key, "fired_at": now})
         return result.rowcount == 1
 
     def record_dead_letter(self, letter: DeadLetter) -> int:
@@ -248,6 +248,20 @@ class SqlTransaction:
         if new_id is None:
             raise RuntimeError("the database returned no id for the dead letter")
         return int(new_id)
+
+
+def _insert_if_absent_statement(table: sa.Table, postgres: bool) -> Any:
+    insert = postgresql.insert(table) if postgres else sqlite.insert(table)
+    return insert.on_conflict_do_nothing(index_elements=[table.c.key]).returning(
+        table.c.key, sort_by_parameter_order=True
+    )
+
+
+_INSERT_IF_ABSENT = {
+    (table.name, postgres): _insert_if_absent_statement(table, postgres)
+    for table in (outbox, timers_table)
+    for postgres in (False, True)
+}
 
 
 def _first_of_each(items: Sequence[T], inserted: set[str], key_of: Callable[[T], str]) -> list[T]:
