@@ -25,7 +25,6 @@ from orchestrator.ingest.http import (
 )
 from orchestrator.ingest.normalize import MAX_PAYLOAD_BYTES
 from orchestrator.pipeline import Pipeline
-from orchestrator.playbook.loader import load_playbooks
 from orchestrator.store.protocols import DeadLetter, Disposition
 from orchestrator.store.sql import SqlStore
 
@@ -40,26 +39,6 @@ ERROR_BUDGET_BURN = STREAM_LINES[3]  # line 4: two ErrorBudgetBurn alerts in one
 CLOUDEVENT = (EXAMPLES / "cloudevent-alert.json").read_bytes()
 
 MakeApp = Callable[..., Starlette]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-def pipeline(store: SqlStore, clock: ManualClock) -> Pipeline:
-    return Pipeline(store, load_playbooks(REPO / "playbooks"), clock)
 
 
 def dead_letter_recorder(store: SqlStore) -> Callable[[DeadLetter], Awaitable[int]]:

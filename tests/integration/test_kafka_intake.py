@@ -9,11 +9,10 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -39,14 +38,6 @@ STREAM = [
     line for line in (EXAMPLES / "alertmanager-stream.jsonl").read_bytes().splitlines() if line
 ]
 WAIT = 30.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'kafka.db'}")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def group() -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from orchestrator.incident.events import NoteAdded, StatusChange
 from orchestrator.incident.model import Actor, ActorKind, Severity, Status
 from orchestrator.ingest.normalize import MAX_PAYLOAD_BYTES, split_stream
 from orchestrator.pipeline import IncidentNotFoundError, IngestReport, Pipeline
-from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.playbook.loader import load_playbooks
 from orchestrator.playbook_tests import run_playbook_tests
 from orchestrator.scheduler import TimerService
@@ -53,26 +51,6 @@ EXPECTED_INCIDENTS = [
         "Security: UnusualDataEgress on customer-export",
     ),
 ]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'pipeline.db'}")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-def pipeline(store: SqlStore, clock: ManualClock) -> Pipeline:
-    return Pipeline(store, load_playbooks(PLAYBOOKS, known_actions=ACTION_NAMES), clock)
 
 
 async def feed(pipeline: Pipeline, data: bytes, name: str = "stream") -> list[IngestReport]:
