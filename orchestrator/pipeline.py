@@ -66,11 +66,13 @@ class IngestReport:
     truncated: int = 0
 
 
-ROUTE_DISPOSITIONS = {
-    Route.OPEN: Disposition.OPENED,
-    Route.REOPEN: Disposition.REOPENED,
-    Route.ORPHAN: Disposition.ORPHANED,
-}
+@dataclass
+class _Batch:
+    """What one batch's transaction knows about alerts: ids already recorded (looked up once
+    for the whole batch) and the records it will insert together at the end."""
+
+    seen: set[str]
+    records: list[AlertRecord] = field(default_factory=list)
 
 
 class Pipeline:
@@ -119,11 +121,21 @@ class Pipeline:
             except NormalizeError as err:
                 parsed.append(err)
 
+        alert_ids = [
+            alert.id
+            for result in parsed
+            if not isinstance(result, NormalizeError)
+            for alert in result.alerts
+        ]
+
         def record(tx: SyncTransaction) -> list[IngestReport]:
-            return [
-                self._payload_in(tx, payload, result, now)
+            batch = _Batch(seen=tx.seen_alerts(alert_ids))
+            reports = [
+                self._payload_in(tx, batch, payload, result, now)
                 for payload, result in zip(payloads, parsed, strict=True)
             ]
+            tx.record_alerts(batch.records)
+            return reports
 
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
@@ -137,6 +149,7 @@ class Pipeline:
     def _payload_in(
         self,
         tx: SyncTransaction,
+        batch: _Batch,
         payload: Payload,
         result: Normalized | NormalizeError,
         now: dt.datetime,
@@ -149,23 +162,28 @@ class Pipeline:
             )
         outcomes = []
         for alert in result.alerts:
-            outcomes.extend(self._alert_in(tx, alert, now))
+            outcomes.extend(self._alert_in(tx, batch, alert, now))
         return IngestReport(
             payload.origin, result.format, outcomes=outcomes, truncated=result.truncated
         )
 
-    def _alert_in(self, tx: SyncTransaction, alert: Alert, now: dt.datetime) -> list[Outcome]:
-        if tx.alert_seen(alert.id):
+    def _alert_in(
+        self, tx: SyncTransaction, batch: _Batch, alert: Alert, now: dt.datetime
+    ) -> list[Outcome]:
+        if alert.id in batch.seen:
             return [Outcome(alert.id, Disposition.DUPLICATE)]
+        batch.seen.add(alert.id)  # a resend later in the same batch is a duplicate too
         matched = self.playbooks.match(alert.labels)
         if not matched:
-            tx.record_alert(_record(alert, Disposition.UNMATCHED))
+            batch.records.append(_record(alert, Disposition.UNMATCHED))
             return [Outcome(alert.id, Disposition.UNMATCHED)]
         outcomes = [self._route(tx, alert, playbook, now) for playbook in matched]
         # One row per alert: the first playbook's outcome is its disposition; later `continue`
         # matches are on their incidents' timelines.
         first = outcomes[0]
-        tx.record_alert(_record(alert, first.disposition, first.playbook, first.incident_number))
+        batch.records.append(
+            _record(alert, first.disposition, first.playbook, first.incident_number)
+        )
         return outcomes
 
     def _route(

@@ -4,7 +4,7 @@ thread, for callers doing a few operations (CLI, intake, tests); batches use Sql
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from orchestrator.actions import Action
@@ -31,6 +31,12 @@ class AsyncTransaction:
 
     async def alert_seen(self, alert_id: str) -> bool:
         return await self._call(self._sync.alert_seen, alert_id)
+
+    async def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
+        return await self._call(self._sync.seen_alerts, alert_ids)
+
+    async def record_alerts(self, records: Sequence[AlertRecord]) -> None:
+        await self._call(self._sync.record_alerts, records)
 
     async def record_alert(self, record: AlertRecord) -> None:
         await self._call(self._sync.record_alert, record)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -94,6 +94,12 @@ class Transaction(Protocol):
 
     async def alert_seen(self, alert_id: str) -> bool: ...
 
+    async def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of these alert ids are already recorded, in one query."""
+        ...
+
+    async def record_alerts(self, records: Sequence[AlertRecord]) -> None: ...
+
     async def record_alert(self, record: AlertRecord) -> None: ...
 
     async def latest_incident_for_group(self, group_key: str) -> Incident | None:
@@ -149,6 +155,12 @@ class SyncTransaction(Protocol):
     running in the store's worker thread."""
 
     def alert_seen(self, alert_id: str) -> bool: ...
+
+    def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of these alert ids are already recorded, in one query."""
+        ...
+
+    def record_alerts(self, records: Sequence[AlertRecord]) -> None: ...
 
     def record_alert(self, record: AlertRecord) -> None: ...
 

@@ -43,6 +43,9 @@ _GROUP_LOCK_NAMESPACE = 0x6F7263
 # key) cost more than executing it. Values arrive as bound parameters.
 _ALERT_SEEN = sa.select(sa.literal(1)).where(alerts.c.alert_id == sa.bindparam("alert_id"))
 _INSERT_ALERT = sa.insert(alerts)
+_SEEN_ALERTS = sa.select(alerts.c.alert_id).where(
+    alerts.c.alert_id.in_(sa.bindparam("ids", expanding=True))
+)
 _GROUP_LOCK = sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))")
 _LATEST_FOR_GROUP = (
     sa.select(incidents)
@@ -97,6 +100,22 @@ class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._postgres = conn.dialect.name == "postgresql"
+        # What this transaction already knows, so a batch does not ask the database again:
+        # each chain's head (seq, hash, recorded_at) and the incidents it holds locks on.
+        self._heads: dict[int, tuple[int, str, dt.datetime | None]] = {}
+        self._locked: set[int] = set()
+
+    def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of these alert ids are already recorded, in one query."""
+        if not alert_ids:
+            return set()
+        found = self._conn.execute(_SEEN_ALERTS, {"ids": sorted(set(alert_ids))})
+        return set(found.scalars())
+
+    def record_alerts(self, records: Sequence[AlertRecord]) -> None:
+        """Records several alerts with one statement."""
+        if records:
+            self._conn.execute(_INSERT_ALERT, [rows.alert_values(r) for r in records])
 
     def alert_seen(self, alert_id: str) -> bool:
         return self._conn.scalar(_ALERT_SEEN, {"alert_id": alert_id}) is not None
@@ -110,11 +129,19 @@ class SqlTransaction:
             # one. The group's advisory lock serialises them until this transaction ends.
             self._conn.execute(_GROUP_LOCK, {"namespace": _GROUP_LOCK_NAMESPACE, "key": group_key})
         row = self._conn.execute(_LATEST_FOR_GROUP, {"group_key": group_key}).mappings().first()
-        return rows.incident_from_row(row) if row is not None else None
+        return self._locked_incident(row)
 
     def get_incident_for_update(self, number: int) -> Incident | None:
         row = self._conn.execute(_INCIDENT_FOR_UPDATE, {"number": number}).mappings().first()
-        return rows.incident_from_row(row) if row is not None else None
+        return self._locked_incident(row)
+
+    def _locked_incident(self, row: Any) -> Incident | None:
+        """An incident read FOR UPDATE: its row is locked until this transaction ends."""
+        if row is None:
+            return None
+        incident = rows.incident_from_row(row)
+        self._locked.add(incident.number)
+        return incident
 
     def allocate_incident_number(self) -> int:
         # The UPDATE holds the counter's row lock until commit or rollback: numbers are handed out
@@ -126,6 +153,9 @@ class SqlTransaction:
 
     def insert_incident(self, incident: Incident) -> None:
         self._conn.execute(_INSERT_INCIDENT, rows.incident_values(incident))
+        # A new incident's chain is empty, and inserting it locked its row.
+        self._heads[incident.number] = (0, GENESIS_HASH, None)
+        self._locked.add(incident.number)
 
     def update_incident(self, incident: Incident) -> None:
         values = rows.incident_values(incident)
@@ -143,13 +173,12 @@ class SqlTransaction:
         if not drafts:
             return []
         self.lock_incident(incident_number)
-        last = self._conn.execute(_LAST_ENTRY, {"number": incident_number}).first()
-        seq, prev_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+        seq, prev_hash, last_recorded = self._head(incident_number)
         # Receive times never run backwards along a chain, even if this host's clock was
         # stepped back or another replica's clock lags: an entry is never recorded before the
         # one it follows. (The source's own time, occurred_at, is kept exactly as given.)
-        if last is not None and last.recorded_at > recorded_at:
-            recorded_at = last.recorded_at
+        if last_recorded is not None and last_recorded > recorded_at:
+            recorded_at = last_recorded
         entries: list[TimelineEntry] = []
         for draft in drafts:
             seq += 1
@@ -157,7 +186,20 @@ class SqlTransaction:
             entries.append(entry)
             prev_hash = entry.hash
         self._conn.execute(_INSERT_ENTRY, [rows.timeline_values(e) for e in entries])
+        self._heads[incident_number] = (seq, prev_hash, recorded_at)
         return entries
+
+    def _head(self, incident_number: int) -> tuple[int, str, dt.datetime | None]:
+        """The chain's last (seq, hash, recorded_at); the incident is locked, so it holds
+        for the rest of this transaction once read."""
+        if incident_number not in self._heads:
+            last = self._conn.execute(_LAST_ENTRY, {"number": incident_number}).first()
+            self._heads[incident_number] = (
+                (last.seq, last.hash, last.recorded_at)
+                if last is not None
+                else (0, GENESIS_HASH, None)
+            )
+        return self._heads[incident_number]
 
     def lock_incident(self, incident_number: int) -> None:
         """Serialises appends to one incident's chain across PostgreSQL connections.
@@ -165,8 +207,9 @@ class SqlTransaction:
         SQLite needs nothing: its writers already take turns. Everyone locks the incident before
         touching its outbox rows, so the dispatcher and the pipeline cannot deadlock each other.
         """
-        if self._postgres:
+        if self._postgres and incident_number not in self._locked:
             self._conn.execute(_LOCK_INCIDENT, {"number": incident_number})
+            self._locked.add(incident_number)
 
     def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
         values = [

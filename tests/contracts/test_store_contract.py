@@ -678,3 +678,42 @@ async def test_a_commit_that_fails_leaves_the_store_usable(store: SqlStore) -> N
     incident = await open_incident(store)
     await store.run(lambda txn: txn.enqueue_actions([action("fine", incident.number)], T0))
     assert [item.action.key for item in await store.list_actions()] == ["fine"]
+
+
+async def test_a_batch_looks_up_and_records_alerts_together(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    records = [
+        AlertRecord(
+            f"a{i}",
+            "alertmanager",
+            f"fp{i}",
+            "firing",
+            {"alertname": "X"},
+            T0,
+            T0,
+            Disposition.GROUPED,
+            "db",
+            incident.number,
+        )
+        for i in range(3)
+    ]
+    await store.run(lambda txn: txn.record_alerts(records[:2]))
+    seen = await store.run(lambda txn: txn.seen_alerts(["a0", "a1", "a2", "a0"]))
+    assert seen == {"a0", "a1"}
+    assert await store.run(lambda txn: txn.seen_alerts([])) == set()
+    await store.run(lambda txn: txn.record_alerts([]))
+    assert [r.alert_id for r in await store.list_alerts()] == ["a0", "a1"]
+
+
+async def test_appends_within_one_transaction_keep_one_chain(store: SqlStore) -> None:
+    def work(txn: SyncTransaction) -> None:
+        number = txn.allocate_incident_number()
+        txn.insert_incident(make_incident(number))
+        txn.append_timeline(number, [note("first")], T0)
+        txn.append_timeline(number, [note("second"), note("third")], T0)
+
+    await store.run(work)
+    await store.run(lambda txn: txn.append_timeline(1, [note("later")], T0))
+    entries = await store.timeline(1)
+    assert [e.seq for e in entries] == [1, 2, 3, 4]
+    assert verify_chain(entries) == []
