@@ -77,12 +77,23 @@ async def test_run_consumes_then_stops_gracefully_on_sigterm(
                         pass
                     await asyncio.sleep(0.2)
             assert ready.json()["checks"]["kafka"] is True
+            # A webhook through the HTTP intake goes onto the topic, and back in through the
+            # consumer, like the alerts produced directly.
+            webhook = await client.post(
+                "/api/v1/alerts/grafana",
+                content=(REPO / "examples" / "grafana-alert.json").read_bytes(),
+                headers={"content-type": "application/json"},
+            )
+            assert webhook.status_code == 202, webhook.text
         store = SqlStore(f"sqlite+aiosqlite:///{database}")
         await store.open()
         try:
             async with asyncio.timeout(60):
-                while not await store.list_incidents():  # noqa: ASYNC110 - no change feed
+                while not {"grafana", "alertmanager"} <= {  # noqa: ASYNC110 - no change feed
+                    record.source for record in await store.list_alerts()
+                }:
                     await asyncio.sleep(0.2)
+            assert await store.list_incidents()
         finally:
             await store.close()
     finally:
@@ -99,4 +110,5 @@ async def test_run_consumes_then_stops_gracefully_on_sigterm(
         offsets = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    assert sum(meta.offset for tp, meta in offsets.items() if tp.topic == kafka_topic) == 10
+    # The ten produced directly and the one the HTTP intake published.
+    assert sum(meta.offset for tp, meta in offsets.items() if tp.topic == kafka_topic) == 11
