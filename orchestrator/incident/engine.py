@@ -72,7 +72,7 @@ def alert_actor(alert: Alert) -> Actor:
     return Actor(ActorKind.ALERT, alert.source.value, alert.name)
 
 
-def alert_entry(alert: Alert, incident_number: int | None = None) -> EntryDraft:
+def alert_entry(alert: Alert) -> EntryDraft:
     kind = Kind.ALERT_RECEIVED if alert.status is AlertStatus.FIRING else Kind.ALERT_RESOLVED
     data: dict[str, Any] = {
         "alert_id": alert.id,

@@ -10,9 +10,9 @@ from orchestrator.actions import Action
 from orchestrator.incident.model import Incident
 from orchestrator.ingest.alert import Alert
 from orchestrator.playbook.actions import ActionStep, SlackPost
-from orchestrator.playbook.context import human_duration, template_context
+from orchestrator.playbook.context import template_context
 from orchestrator.playbook.model import Playbook
-from orchestrator.playbook.render import TemplateError, render_text
+from orchestrator.playbook.render import TemplateError, human_duration, render_text
 
 
 def incident_context(incident: Incident, now: dt.datetime) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def incident_context(incident: Incident, now: dt.datetime) -> dict[str, Any]:
         "max_severity": incident.max_severity.value,
         "status": incident.status.value,
         "declared_at": incident.declared_at,
-        "duration": human_duration(now - incident.declared_at),
+        "duration": human_duration(now - incident.declared_at, seconds=False),
         "service": incident.service,
         "team": incident.team,
         "is_drill": incident.is_drill,

@@ -93,15 +93,20 @@ def _template_line(err: BaseException) -> int | None:
 # --- filters -----------------------------------------------------------------------------------
 
 
-def _duration(value: dt.timedelta | float) -> str:
-    """Human text for a span, coarse to fine: 3900 seconds reads "1h 5m"."""
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def human_duration(value: dt.timedelta | float, *, seconds: bool = True) -> str:
+    """Human text for a span, coarse to fine: 3900 seconds reads "1h 5m". Without `seconds`,
+    a span of a minute or more leaves its seconds out (3905 seconds also reads "1h 5m")."""
     if isinstance(value, bool) or not isinstance(value, dt.timedelta | int | float):
         raise TemplateError(f"duration expects a timedelta or seconds, got {type(value).__name__}")
-    seconds = int(value.total_seconds() if isinstance(value, dt.timedelta) else value)
-    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    total = int(value.total_seconds() if isinstance(value, dt.timedelta) else value)
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    units = _UNITS if seconds or total < 60 else _UNITS[:-1]
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
+    for unit, size in units:
+        count, total = divmod(total, size)
         if count:
             parts.append(f"{count}{unit}")
     return sign + " ".join(parts) if parts else "0s"
@@ -140,7 +145,7 @@ def _environment(mrkdwn: bool) -> ImmutableSandboxedEnvironment:
     )
     # No range(), lipsum(), namespace() etc.: templates see only the context they are given.
     environment.globals.clear()
-    environment.filters.update(duration=_duration, truncate_chars=_truncate_chars, iso=_iso)
+    environment.filters.update(duration=human_duration, truncate_chars=_truncate_chars, iso=_iso)
     return environment
 
 

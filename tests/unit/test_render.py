@@ -12,6 +12,7 @@ from orchestrator.playbook.render import (
     TemplateError,
     compile_template,
     escape_mrkdwn,
+    human_duration,
     render_text,
 )
 
@@ -296,3 +297,21 @@ def test_render_does_not_mutate_the_context() -> None:
 )
 def test_escape_mrkdwn(text: str, expected: str) -> None:
     assert escape_mrkdwn(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (0, "0s"),
+        (59, "59s"),
+        (60, "1m"),
+        (61, "1m"),
+        (3605, "1h"),
+        (3900, "1h 5m"),
+        (90061, "1d 1h 1m"),
+    ],
+)
+def test_human_duration_without_seconds_drops_them_past_a_minute(
+    seconds: int, expected: str
+) -> None:
+    assert human_duration(dt.timedelta(seconds=seconds), seconds=False) == expected
