@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from handlers.console import ConsoleHandler
 from orchestrator.actions import ActionHandler
@@ -64,12 +63,6 @@ def default_handlers(settings: Settings, out: Callable[[str], None] | None) -> l
     )
 
 
-def ensure_sqlite_folder(url: str) -> None:
-    prefix = "sqlite+aiosqlite:///"
-    if url.startswith(prefix) and ":memory:" not in url:
-        Path(url.removeprefix(prefix)).parent.mkdir(parents=True, exist_ok=True)
-
-
 async def build_app(
     settings: Settings,
     *,
@@ -86,7 +79,6 @@ async def build_app(
         chosen.append(KafkaEventPublisher(settings.kafka_bootstrap, settings.kafka_events_topic))
     routes = route_handlers(chosen)
     playbooks = load_playbooks(settings.playbooks_dir, known_actions=frozenset(routes))
-    ensure_sqlite_folder(settings.database_url)
     store = SqlStore(settings.database_url)
     await store.open()
     dispatcher = Dispatcher(store, routes, clock)

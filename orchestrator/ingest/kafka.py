@@ -30,7 +30,7 @@ from faststream.message import StreamMessage
 
 from orchestrator.actions import Action, ActionResult
 from orchestrator.ingest.alert import SourceFormat
-from orchestrator.ingest.normalize import NormalizeError, normalize
+from orchestrator.ingest.normalize import Normalized, normalize
 from orchestrator.lifecycle import PUBLISH_EVENT
 from orchestrator.pipeline import IngestReport, Payload, Pipeline
 
@@ -162,12 +162,8 @@ class KafkaIntake:
             )
 
 
-def message_key(raw: bytes, fmt: SourceFormat | None, received_at: Any) -> bytes | None:
+def message_key(normalized: Normalized) -> bytes | None:
     """The partition key for a payload: its alert group, so one incident's alerts stay in order."""
-    try:
-        normalized = normalize(raw, received_at=received_at, format=fmt)
-    except NormalizeError:
-        return None
     if normalized.group_key:
         return normalized.group_key.encode()
     return normalized.alerts[0].fingerprint.encode() if normalized.alerts else None
@@ -185,9 +181,8 @@ class KafkaPublishSink:
     async def accept(
         self, raw: bytes, *, format: SourceFormat | None, origin: str, headers: dict[str, str]
     ) -> int:
-        received = self.clock.now()
-        normalized = normalize(raw, received_at=received, format=format)
-        key = message_key(raw, format, received)
+        normalized = normalize(raw, received_at=self.clock.now(), format=format)
+        key = message_key(normalized)
         forwarded = {"x-intake-origin": origin}
         if format is not None:
             forwarded[FORMAT_HEADER] = format.value

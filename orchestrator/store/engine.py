@@ -60,6 +60,9 @@ def create_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: URL, *, memory: bool) -> Engine:
+    if not memory and url.database:
+        # The default store is a file under var/: a first run creates the folder it lives in.
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     # One connection for :memory:, or every checkout would see its own empty database. The
     # store's single worker thread is the only user, but the connection is created elsewhere.
     extra: dict[str, Any] = {"poolclass": StaticPool} if memory else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -717,3 +718,15 @@ async def test_appends_within_one_transaction_keep_one_chain(store: SqlStore) ->
     entries = await store.timeline(1)
     assert [e.seq for e in entries] == [1, 2, 3, 4]
     assert verify_chain(entries) == []
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"])
+async def test_a_sqlite_file_store_creates_its_folder(tmp_path: Path, scheme: str) -> None:
+    path = tmp_path / "not" / "yet" / "there.db"
+    created = SqlStore(f"{scheme}:///{path}")
+    await created.open()
+    try:
+        assert (await open_incident(created)).number == 1
+    finally:
+        await created.close()
+    assert path.is_file()
