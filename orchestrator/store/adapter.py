@@ -29,17 +29,11 @@ class AsyncTransaction:
         result: T = await self._in_worker(fn, *args)
         return result
 
-    async def alert_seen(self, alert_id: str) -> bool:
-        return await self._call(self._sync.alert_seen, alert_id)
-
     async def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
         return await self._call(self._sync.seen_alerts, alert_ids)
 
     async def record_alerts(self, records: Sequence[AlertRecord]) -> None:
         await self._call(self._sync.record_alerts, records)
-
-    async def record_alert(self, record: AlertRecord) -> None:
-        await self._call(self._sync.record_alert, record)
 
     async def latest_incident_for_group(self, group_key: str) -> Incident | None:
         return await self._call(self._sync.latest_incident_for_group, group_key)

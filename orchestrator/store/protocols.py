@@ -92,15 +92,11 @@ class ConcurrentUpdateError(RuntimeError):
 class Transaction(Protocol):
     """One atomic unit: everything written through it commits together or not at all."""
 
-    async def alert_seen(self, alert_id: str) -> bool: ...
-
     async def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
         """Which of these alert ids are already recorded, in one query."""
         ...
 
     async def record_alerts(self, records: Sequence[AlertRecord]) -> None: ...
-
-    async def record_alert(self, record: AlertRecord) -> None: ...
 
     async def latest_incident_for_group(self, group_key: str) -> Incident | None:
         """The most recently declared incident with this group key, locked for update."""
@@ -154,15 +150,11 @@ class SyncTransaction(Protocol):
     """The same operations, synchronous: what a function handed to Store.run() receives,
     running in the store's worker thread."""
 
-    def alert_seen(self, alert_id: str) -> bool: ...
-
     def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
         """Which of these alert ids are already recorded, in one query."""
         ...
 
     def record_alerts(self, records: Sequence[AlertRecord]) -> None: ...
-
-    def record_alert(self, record: AlertRecord) -> None: ...
 
     def latest_incident_for_group(self, group_key: str) -> Incident | None:
         """The most recently declared incident with this group key, locked for update."""

@@ -41,7 +41,6 @@ _GROUP_LOCK_NAMESPACE = 0x6F7263
 
 # The statements on the hot path, built once: building a statement per call (and its cache
 # key) cost more than executing it. Values arrive as bound parameters.
-_ALERT_SEEN = sa.select(sa.literal(1)).where(alerts.c.alert_id == sa.bindparam("alert_id"))
 _INSERT_ALERT = sa.insert(alerts)
 _SEEN_ALERTS = sa.select(alerts.c.alert_id).where(
     alerts.c.alert_id.in_(sa.bindparam("ids", expanding=True))
@@ -116,12 +115,6 @@ class SqlTransaction:
         """Records several alerts with one statement."""
         if records:
             self._conn.execute(_INSERT_ALERT, [rows.alert_values(r) for r in records])
-
-    def alert_seen(self, alert_id: str) -> bool:
-        return self._conn.scalar(_ALERT_SEEN, {"alert_id": alert_id}) is not None
-
-    def record_alert(self, record: AlertRecord) -> None:
-        self._conn.execute(_INSERT_ALERT, rows.alert_values(record))
 
     def latest_incident_for_group(self, group_key: str) -> Incident | None:
         if self._postgres:

@@ -312,16 +312,16 @@ async def test_alerts_are_recorded_once(store: SqlStore) -> None:
         disposition=Disposition.UNMATCHED,
     )
     async with store.transaction() as txn:
-        assert not await txn.alert_seen("am:abc")
-        await txn.record_alert(record)
-        await txn.record_alert(unmatched)
-        assert await txn.alert_seen("am:abc")
+        assert await txn.seen_alerts(["am:abc"]) == set()
+        await txn.record_alerts([record])
+        await txn.record_alerts([unmatched])
+        assert await txn.seen_alerts(["am:abc"]) == {"am:abc"}
     async with store.transaction() as txn:
-        assert await txn.alert_seen("am:abc")
-        assert not await txn.alert_seen("am:zzz")
+        assert await txn.seen_alerts(["am:abc"]) == {"am:abc"}
+        assert await txn.seen_alerts(["am:zzz"]) == set()
     with pytest.raises(sa.exc.IntegrityError):
         async with store.transaction() as txn:
-            await txn.record_alert(record)
+            await txn.record_alerts([record])
 
     assert await store.list_alerts() == [record, unmatched]
     assert await store.list_alerts(incident.number) == [record]
@@ -588,8 +588,8 @@ async def test_rollback_leaves_nothing_behind(store: SqlStore) -> None:
             await txn.enqueue_actions([action("a", incident.number)], T0)
             await txn.schedule_timers([timer("t", incident.number)])
             await txn.record_dead_letter(DeadLetter("x", "y", b"z", T0))
-            await txn.record_alert(
-                AlertRecord("id", "src", "fp", "firing", {}, T0, T0, Disposition.OPENED)
+            await txn.record_alerts(
+                [AlertRecord("id", "src", "fp", "firing", {}, T0, T0, Disposition.OPENED)]
             )
             raise AbortError
 
