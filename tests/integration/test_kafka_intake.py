@@ -311,3 +311,53 @@ async def _produce_keyed(bootstrap: str, topic: str, values: list[bytes]) -> Non
             await producer.send_and_wait(topic, value, key=key)
     finally:
         await producer.stop()
+
+
+class _HeldPipeline(Pipeline):
+    """Holds its first batch inside `ingest_many` until released: the window in which a second
+    consumer joins the group and takes partitions away from the batch in flight."""
+
+    def __init__(self, store: SqlStore) -> None:
+        super().__init__(store, load_playbooks(REPO / "playbooks"), SystemClock())
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def ingest_many(self, payloads: Any) -> Any:
+        if not self.holding.is_set():
+            self.holding.set()
+            await self.release.wait()
+        return await super().ingest_many(payloads)
+
+
+async def test_a_rebalance_in_the_middle_of_a_batch_loses_and_doubles_nothing(
+    tmp_path: Path, store: SqlStore, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    group_id = group()
+    await _produce_keyed(kafka_bootstrap, kafka_topic, STREAM)
+    held = _HeldPipeline(store)
+    first = KafkaIntake(held, KafkaConfig(kafka_bootstrap, {kafka_topic: None}, group_id=group_id))
+    await first.start()
+    second: KafkaIntake | None = None
+    try:
+        async with asyncio.timeout(WAIT):
+            await held.holding.wait()  # the first consumer owns all partitions, mid-batch
+        second = await run_intake(store, kafka_bootstrap, kafka_topic, group_id)
+        await asyncio.sleep(3.0)  # the group rebalances while the first batch is held
+        held.release.set()  # the batch is stored; its partitions may belong to `second` now
+        expected = await _expected_alerts(STREAM)
+        await eventually(lambda: _equals(alert_count(store), expected), "every alert once")
+        await eventually(
+            lambda: _equals(committed_total(kafka_bootstrap, kafka_topic, group_id), len(STREAM)),
+            "every offset committed",
+        )
+    finally:
+        await first.stop()
+        if second is not None:
+            await second.stop()
+    # Redelivered records of the held batch were duplicates: the store holds what one clean
+    # pass records, no more.
+    assert await _snapshot(store) == await _reference_snapshot(tmp_path, STREAM)
+    numbers = sorted(incident.number for incident in await store.list_incidents())
+    assert numbers == list(range(1, len(numbers) + 1))
+    for incident in await store.list_incidents():
+        assert verify_chain(await store.timeline(incident.number)) == []
