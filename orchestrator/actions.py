@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An earlier action of the same incident that was delivered, and what its handler returned
+    (a channel id, a dedup key): how later actions find what earlier ones created."""
+
+    name: str
+    key: str
+    result: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -19,6 +30,21 @@ class Action:
     params: dict[str, Any]
     incident_number: int
     is_drill: bool = False
+    # Filled by the dispatcher at delivery, oldest first; never stored with the action.
+    history: tuple[Delivered, ...] = ()
+
+    @property
+    def lane(self) -> str:
+        """The system it goes to ("slack", "pagerduty"): one incident's actions in a lane are
+        delivered in order, so a post never overtakes the channel it goes to."""
+        return self.name.split(".", 1)[0]
+
+    def latest_result(self, name: str, field_name: str) -> Any:
+        """`field_name` from the newest delivered `name` action that returned it, else None."""
+        for delivered in reversed(self.history):
+            if delivered.name == name and field_name in delivered.result:
+                return delivered.result[field_name]
+        return None
 
 
 @dataclass(frozen=True)

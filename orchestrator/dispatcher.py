@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Mapping
@@ -21,14 +22,21 @@ class RetryPolicy:
     base_delay: float = 2.0  # seconds; doubles each attempt
     max_delay: float = 600.0
     timeout: float = 30.0  # one delivery attempt
+    # A vendor that answers "slow down, come back in N seconds" (429 + Retry-After) is not
+    # failing: such attempts don't count against max_attempts, so a storm queues its channel
+    # creations instead of losing them, up to this long after the action was enqueued.
+    max_throttled: dt.timedelta = dt.timedelta(hours=6)
 
     def delay(self, key: str, attempts: int, retry_after: float | None) -> float:
-        """Exponential backoff with deterministic jitter (from the key, so runs are repeatable),
-        never sooner than the vendor's Retry-After."""
+        """The vendor's Retry-After when it gave one (it knows when it will take us again);
+        otherwise exponential backoff with deterministic jitter (from the key, so runs are
+        repeatable)."""
+        if retry_after is not None:
+            return float(retry_after)
         backoff = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
         jitter = int(hashlib.sha256(f"{key}:{attempts}".encode()).hexdigest()[:4], 16) / 0xFFFF
         backoff *= 0.75 + jitter / 2
-        return float(max(backoff, retry_after or 0.0))
+        return float(backoff)
 
 
 class Dispatcher:
@@ -81,7 +89,8 @@ class Dispatcher:
     async def _deliver(self, item: OutboxItem) -> None:
         action = item.action
         attempt = item.attempts + 1
-        result = await self._attempt(action)
+        history = await self.store.delivered_actions(action.incident_number)
+        result = await self._attempt(dataclasses.replace(action, history=tuple(history)))
         now = self.clock.now()
         actor = Actor(ActorKind.SYSTEM, "dispatcher")
         base = {"key": action.key, "action": action.name, "attempt": attempt}
@@ -93,7 +102,9 @@ class Dispatcher:
                 now,
                 {**base, "detail": result.detail, **_safe(result)},
             )
-        elif result.retryable and attempt < self.policy.max_attempts:
+        elif result.retryable and (
+            attempt < self.policy.max_attempts or self._throttled(item, result, now)
+        ):
             delay = self.policy.delay(action.key, attempt, result.retry_after)
             retry_at = now + dt.timedelta(seconds=delay)
             entry = EntryDraft(
@@ -108,6 +119,9 @@ class Dispatcher:
                 Kind.ACTION_FAILED, actor, now, {**base, "error": result.detail, "final": reason}
             )
         await self.store.finish_action(action.key, result, now, retry_at, [entry])
+
+    def _throttled(self, item: OutboxItem, result: ActionResult, now: dt.datetime) -> bool:
+        return result.retry_after is not None and now - item.created_at < self.policy.max_throttled
 
     async def _attempt(self, action: Action) -> ActionResult:
         handler = self.handlers.get(action.name)

@@ -121,3 +121,4 @@ class Incident:
     closed_at: dt.datetime | None = None
     revision: int = 0
     links: dict[str, str] = field(default_factory=dict)
+    commander: str = ""  # who runs the response: a Slack user id or a name

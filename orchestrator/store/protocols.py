@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from orchestrator.actions import Action, ActionResult
+from orchestrator.actions import Action, ActionResult, Delivered
 from orchestrator.incident.model import Incident, Status
 from orchestrator.timeline import EntryDraft, TimelineEntry
 from orchestrator.timers import Timer, TimerStatus
@@ -255,6 +255,10 @@ class Store(Protocol):
     async def timeline(self, incident_number: int) -> list[TimelineEntry]: ...
 
     async def list_actions(self, incident_number: int | None = None) -> list[OutboxItem]: ...
+
+    async def delivered_actions(self, incident_number: int) -> list[Delivered]:
+        """The incident's delivered actions and what their handlers returned, oldest first."""
+        ...
 
     async def list_alerts(self, incident_number: int | None = None) -> list[AlertRecord]: ...
 

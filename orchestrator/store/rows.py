@@ -47,6 +47,7 @@ def incident_values(incident: Incident) -> dict[str, Any]:
         "closed_at": incident.closed_at,
         "revision": incident.revision,
         "links": dict(incident.links),
+        "commander": incident.commander,
     }
 
 
@@ -75,6 +76,7 @@ def incident_from_row(row: Row) -> Incident:
         closed_at=row["closed_at"],
         revision=row["revision"],
         links=dict(row["links"]),
+        commander=row["commander"],
     )
 
 

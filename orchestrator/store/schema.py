@@ -76,6 +76,7 @@ incidents = sa.Table(
     sa.Column("closed_at", UtcDateTime, nullable=True),
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("links", sa.JSON, nullable=False),
+    sa.Column("commander", sa.Text, nullable=False, server_default=""),
     sa.Index("ix_incidents_group_key_declared_at", "group_key", "declared_at"),
     sa.Index("ix_incidents_status", "status"),
 )
@@ -129,8 +130,13 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text, nullable=False),
     sa.Column("delivered_at", UtcDateTime, nullable=True),
     sa.Column("result", sa.JSON, nullable=False),
+    # Delivery order: within one incident, a lane's (one vendor's) actions go out one after
+    # another, in (created_at, ordinal) order.
+    sa.Column("lane", sa.Text, nullable=False, server_default=""),
+    sa.Column("ordinal", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
     sa.Index("ix_outbox_incident_number", "incident_number"),
+    sa.Index("ix_outbox_incident_lane", "incident_number", "lane", "status"),
 )
 
 timers = sa.Table(

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from orchestrator.actions import ActionResult
+from orchestrator.actions import ActionResult, Delivered
 from orchestrator.incident.model import Incident, Status
 from orchestrator.store import rows
 from orchestrator.store.adapter import AsyncTransaction
@@ -178,7 +178,14 @@ class SqlStore:
     ) -> list[OutboxItem]:
         claimed = await self._run(
             lambda conn: _claim(
-                conn, outbox, outbox.c.next_attempt_at, OutboxStatus.PENDING, now, limit, lease
+                conn,
+                outbox,
+                outbox.c.next_attempt_at,
+                OutboxStatus.PENDING,
+                now,
+                limit,
+                lease,
+                _first_in_lane(),
             ),
             write=True,
         )
@@ -246,6 +253,20 @@ class SqlStore:
             query = query.where(outbox.c.incident_number == incident_number)
         return [rows.outbox_from_row(row) for row in await self._read(query)]
 
+    async def delivered_actions(self, incident_number: int) -> list[Delivered]:
+        query = (
+            sa.select(outbox.c.name, outbox.c.key, outbox.c.result)
+            .where(
+                outbox.c.incident_number == incident_number,
+                outbox.c.status == OutboxStatus.DELIVERED.value,
+            )
+            .order_by(outbox.c.delivered_at, outbox.c.created_at, outbox.c.ordinal)
+        )
+        return [
+            Delivered(row["name"], row["key"], dict(row["result"]))
+            for row in await self._read(query)
+        ]
+
     async def list_alerts(self, incident_number: int | None = None) -> list[AlertRecord]:
         query = sa.select(alerts).order_by(alerts.c.received_at, alerts.c.alert_id)
         if incident_number is not None:
@@ -304,6 +325,7 @@ def _claim(
     now: dt.datetime,
     limit: int,
     lease: dt.timedelta,
+    *conditions: sa.ColumnElement[bool],
 ) -> Sequence[RowMapping]:
     """Leases up to `limit` due pending rows that nobody else holds a live lease on."""
     if limit <= 0:
@@ -317,6 +339,7 @@ def _claim(
             table.c.status == pending,
             due <= now,
             sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now),
+            *conditions,
         )
         .order_by(due, table.c.key)
         .limit(limit)
@@ -330,6 +353,30 @@ def _claim(
             .values(claimed_until=now + lease)
         )
     return found
+
+
+def _first_in_lane() -> sa.ColumnElement[bool]:
+    """An action is deliverable only when no earlier action of its incident and lane is still
+    pending (waiting for a retry, or leased by a dispatcher): a Slack outage holds the
+    incident's later Slack actions back, and they go out in order once it ends. A failed
+    action does not block the ones after it."""
+    earlier = outbox.alias("earlier")
+    before = sa.or_(
+        earlier.c.created_at < outbox.c.created_at,
+        sa.and_(
+            earlier.c.created_at == outbox.c.created_at,
+            sa.or_(
+                earlier.c.ordinal < outbox.c.ordinal,
+                sa.and_(earlier.c.ordinal == outbox.c.ordinal, earlier.c.key < outbox.c.key),
+            ),
+        ),
+    )
+    return ~sa.exists().where(
+        earlier.c.incident_number == outbox.c.incident_number,
+        earlier.c.lane == outbox.c.lane,
+        earlier.c.status == OutboxStatus.PENDING.value,
+        before,
+    )
 
 
 def _finish_action(

@@ -103,6 +103,7 @@ class SqlTransaction:
         # each chain's head (seq, hash, recorded_at) and the incidents it holds locks on.
         self._heads: dict[int, tuple[int, str, dt.datetime | None]] = {}
         self._locked: set[int] = set()
+        self._ordinal = 0  # enqueue order within this transaction (actions share created_at)
 
     def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
         """Which of these alert ids are already recorded, in one query."""
@@ -205,6 +206,8 @@ class SqlTransaction:
             self._locked.add(incident_number)
 
     def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
+        first = self._ordinal
+        self._ordinal += len(actions)
         values = [
             {
                 "key": action.key,
@@ -220,8 +223,10 @@ class SqlTransaction:
                 "last_error": "",
                 "delivered_at": None,
                 "result": {},
+                "lane": action.lane,
+                "ordinal": first + index,
             }
-            for action in actions
+            for index, action in enumerate(actions)
         ]
         new = self._insert_if_absent(outbox, values)
         return _first_of_each(actions, new, lambda action: action.key)

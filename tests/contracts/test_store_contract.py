@@ -388,12 +388,14 @@ async def test_enqueue_skips_keys_already_present(store: SqlStore) -> None:
 
 
 async def test_claim_takes_a_lease(store: SqlStore) -> None:
-    incident = await open_incident(store)
-    n = incident.number
+    n = (await open_incident(store)).number
+    other = (await open_incident(store)).number  # another incident: not held up behind `first`
     async with store.transaction() as txn:
         await txn.enqueue_actions([action("first", n)], T0)
-        await txn.enqueue_actions([action("second", n)], T0 + dt.timedelta(seconds=5))
-        await txn.enqueue_actions([action("later", n)], T0 + dt.timedelta(hours=1))
+        await txn.enqueue_actions([action("second", other)], T0 + dt.timedelta(seconds=5))
+        await txn.enqueue_actions(
+            [action("later", n, "pagerduty.trigger")], T0 + dt.timedelta(hours=1)
+        )
 
     assert await store.claim_due_actions(T0 - dt.timedelta(seconds=1), 10, LEASE) == []
     now = T0 + dt.timedelta(seconds=10)
@@ -408,6 +410,54 @@ async def test_claim_takes_a_lease(store: SqlStore) -> None:
     reclaimed = await store.claim_due_actions(expired, 10, LEASE)
     assert [item.action.key for item in reclaimed] == ["first", "second"]
     assert await store.claim_due_actions(expired, 10, LEASE) == []
+
+
+async def test_one_incidents_actions_in_a_lane_go_out_in_order(store: SqlStore) -> None:
+    n = (await open_incident(store)).number
+    async with store.transaction() as txn:
+        await txn.enqueue_actions(
+            [
+                action("open", n, "slack.open_channel"),
+                action("page", n, "pagerduty.trigger"),
+                action("post", n),
+            ],
+            T0,
+        )
+        await txn.enqueue_actions([action("update", n, "slack.update")], T0)
+    await txn_later(store, [action("resolved", n)], T0 + dt.timedelta(seconds=1))
+
+    now = T0 + dt.timedelta(seconds=5)
+    # One per lane: Slack's first action holds the rest of Slack back; PagerDuty goes ahead.
+    claimed = await store.claim_due_actions(now, 10, LEASE)
+    assert sorted(item.action.key for item in claimed) == ["open", "page"]
+    await store.finish_action("page", ActionResult.success("paged"), now, None, [])
+    # While `open` waits for a retry, the lane stays blocked behind it.
+    retry = ActionResult.failure("HTTP 503", retryable=True)
+    await store.finish_action("open", retry, now, now + dt.timedelta(minutes=1), [])
+    assert await store.claim_due_actions(now, 10, LEASE) == []
+
+    later = now + dt.timedelta(minutes=1)
+    order = []
+    while claimed := await store.claim_due_actions(later, 10, LEASE):
+        assert len(claimed) == 1
+        order.append(claimed[0].action.key)
+        await store.finish_action(order[-1], ActionResult.success("ok"), later, None, [])
+    assert order == ["open", "post", "update", "resolved"]
+    # A failure that is final does not block what comes after it.
+    await txn_later(store, [action("a", n), action("b", n)], later)
+    [first] = await store.claim_due_actions(later, 10, LEASE)
+    await store.finish_action(first.action.key, ActionResult.failure("400"), later, None, [])
+    [second] = await store.claim_due_actions(later, 10, LEASE)
+    assert (first.action.key, second.action.key) == ("a", "b")
+
+    delivered = await store.delivered_actions(n)
+    assert [d.key for d in delivered] == ["page", "open", "post", "update", "resolved"]
+    assert await store.delivered_actions(404) == []
+
+
+async def txn_later(store: SqlStore, actions: list[Action], at: dt.datetime) -> None:
+    async with store.transaction() as txn:
+        await txn.enqueue_actions(actions, at)
 
 
 async def test_finish_action_delivered(store: SqlStore) -> None:
@@ -619,10 +669,11 @@ async def test_rows_must_belong_to_an_incident(store: SqlStore) -> None:
 
 @pytest.mark.backends("sqlite-file", "postgres")  # a :memory: database cannot be shared
 async def test_concurrent_claimers_never_share_a_key(store: SqlStore, store_url: str) -> None:
-    incident = await open_incident(store)
+    # One action per incident: one incident's actions in a lane go out one at a time anyway.
     keys = [f"k{i:03}" for i in range(60)]
+    numbers = [(await open_incident(store)).number for _ in keys]
     async with store.transaction() as txn:
-        await txn.enqueue_actions([action(key, incident.number) for key in keys], T0)
+        await txn.enqueue_actions([action(k, n) for k, n in zip(keys, numbers, strict=True)], T0)
 
     other = SqlStore(store_url)
     await other.open()

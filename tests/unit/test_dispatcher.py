@@ -205,6 +205,58 @@ async def test_max_attempts_exhausted_fails(store: SqlStore, clock: ManualClock)
     assert entries[-1].data["final"] == "gave up after the last attempt"
 
 
+async def test_rate_limits_queue_instead_of_failing(store: SqlStore, clock: ManualClock) -> None:
+    """429 + Retry-After does not use up attempts (an alert storm queues its channel creations),
+    until the action has been throttled for longer than the policy allows."""
+    policy = RetryPolicy(max_attempts=2, max_throttled=dt.timedelta(minutes=30))
+    limited = ActionResult.failure("429 ratelimited", retryable=True, retry_after=60)
+    handler = RecordingHandler({"slack.post"}, {"slack.post": [limited] * 10})
+    dispatch = dispatcher(store, clock, handler, policy=policy)
+    for _ in range(10):
+        await dispatch.run_once()
+        clock.advance(61)
+    assert len(handler.attempts) == 10
+    assert handler.delivered == []
+    item = await the_item(store)
+    assert (item.status, item.attempts) == (OutboxStatus.PENDING, 10)
+
+    await dispatch.run_once()  # the 11th answer is success (the script ran out)
+    assert (await the_item(store)).status is OutboxStatus.DELIVERED
+
+
+async def test_throttling_gives_up_after_max_throttled(store: SqlStore, clock: ManualClock) -> None:
+    policy = RetryPolicy(max_attempts=2, max_throttled=dt.timedelta(minutes=5))
+    limited = ActionResult.failure("429 ratelimited", retryable=True, retry_after=120)
+    handler = RecordingHandler({"slack.post"}, {"slack.post": [limited] * 10})
+    dispatch = dispatcher(store, clock, handler, policy=policy)
+    for _ in range(10):
+        await dispatch.run_once()
+        clock.advance(121)
+    item = await the_item(store)
+    assert item.status is OutboxStatus.FAILED
+    assert len(handler.attempts) == 4  # at 0, 2, 4 minutes retried; at 6 minutes gave up
+
+
+async def test_handlers_see_what_earlier_actions_returned(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    first = RecordingHandler({"slack.post"}, {"slack.post": [ActionResult.success("ok", ts="1.2")]})
+    await dispatcher(store, clock, first).drain()
+    assert first.attempts[0].history == ()
+    async with store.transaction() as txn:
+        follow_up = Action("1:0:update:0", "slack.update", {"text": "x"}, 1)
+        await txn.enqueue_actions([follow_up], clock.now())
+    second = RecordingHandler({"slack.update"})
+    await dispatcher(store, clock, second).drain()
+    [seen] = second.attempts
+    assert [(d.name, d.key, dict(d.result)) for d in seen.history] == [
+        ("slack.post", KEY, {"ts": "1.2"})
+    ]
+    assert seen.latest_result("slack.post", "ts") == "1.2"
+    assert seen.latest_result("slack.post", "channel") is None
+    assert seen.lane == "slack"
+
+
 class RaisingHandler:
     """Raises on its first delivery, like a handler with a bug, then works."""
 
