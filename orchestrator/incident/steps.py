@@ -61,6 +61,29 @@ def context_for(
     )
 
 
+def incident_facts(
+    incident: Incident, playbook: Playbook, context: dict[str, Any]
+) -> dict[str, Any]:
+    """What every action carries about its incident, as it was when the action was decided:
+    handlers build pages, channel topics and summaries from it without reading the store."""
+    return {
+        "number": incident.number,
+        "title": incident.title,
+        "status": incident.status.value,
+        "severity": incident.severity.value,
+        "service": incident.service,
+        "team": incident.team,
+        "summary": incident.summary,
+        "commander": incident.commander,
+        "declared_at": incident.declared_at.isoformat(),
+        "is_drill": incident.is_drill,
+        "playbook": playbook.name,
+        "playbook_version": incident.playbook_version,
+        "runbook": playbook.runbook or "",
+        "labels": dict(context.get("labels", {})),
+    }
+
+
 def render_or_keep(source: str, context: dict[str, Any], *, mrkdwn: bool) -> tuple[str, str]:
     """(text, error). A template that fails at run time must not drop a page: the author's
     unrendered text goes out instead, and the error is recorded beside it."""
@@ -97,6 +120,7 @@ def render_steps(
                 errors.append(f"template {params.template}: {error}")
         if errors:
             rendered["render_errors"] = errors
+        rendered["incident"] = incident_facts(incident, playbook, context)
         actions.append(
             Action(
                 key=f"{incident.number}:{incident.cycle}:{step_id}:{index}",

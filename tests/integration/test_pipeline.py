@@ -288,7 +288,7 @@ async def test_escalation_fires_after_five_minutes(
     names = [i.action.name for i in await store.list_actions(1)]
     assert names.count("pagerduty.escalate") == 1
     escalate = next(i for i in await store.list_actions(1) if i.action.name == "pagerduty.escalate")
-    assert escalate.action.params == {"level": 2}
+    assert escalate.action.params["level"] == 2
     assert escalate.status is OutboxStatus.PENDING
     entries = await store.timeline(1)
     fired = [e for e in entries if e.kind is Kind.TIMER_FIRED]

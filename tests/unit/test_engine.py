@@ -491,7 +491,8 @@ def test_escalation_level_fires_and_schedules_the_next_level() -> None:
     assert kinds(decision) == ["timer.fired", SCHEDULED, TIMER_SCHEDULED]
     assert names(decision) == ["pagerduty.escalate"]
     assert decision.actions[0].key.startswith("7:0:")
-    assert decision.actions[0].params == {"level": 2}
+    assert decision.actions[0].params["level"] == 2
+    assert decision.actions[0].params["incident"]["number"] == 7
     (timer,) = decision.timers
     assert timer.key.startswith("7:0:")
     assert timer.key != event.key
