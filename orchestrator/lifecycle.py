@@ -25,8 +25,10 @@ STATE_CHANGES = frozenset(
         Kind.INCIDENT_REOPENED,
         Kind.INCIDENT_ACK_TIMED_OUT,
         Kind.SEVERITY_CHANGED,
+        Kind.COMMANDER_ASSIGNED,
     }
 )
+REFRESH_SUMMARY = "slack.update_summary"
 
 
 def lifecycle_events(
@@ -67,3 +69,22 @@ def lifecycle_events(
             )
         )
     return events
+
+
+def summary_refresh(
+    incident: Incident, entries: list[EntryDraft], facts: dict[str, Any]
+) -> list[Action]:
+    """Keeps the incident channel's pinned summary current: one refresh per decision that
+    changed the incident's state, severity or commander. The Slack handler finds the pinned
+    message from the channel it opened; without a channel there is nothing to refresh."""
+    if not any(entry.kind in STATE_CHANGES for entry in entries):
+        return []
+    return [
+        Action(
+            key=f"{incident.number}:summary:{incident.revision}",
+            name=REFRESH_SUMMARY,
+            params={"incident": facts},
+            incident_number=incident.number,
+            is_drill=incident.is_drill,
+        )
+    ]

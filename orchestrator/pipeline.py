@@ -12,9 +12,10 @@ from orchestrator.incident.engine import Decision, decide, open_incident
 from orchestrator.incident.events import AlertReceived, Event, TimerFired
 from orchestrator.incident.grouping import Route, group_key, route
 from orchestrator.incident.model import Actor, ActorKind, Incident
+from orchestrator.incident.steps import context_for, incident_facts
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
-from orchestrator.lifecycle import lifecycle_events
+from orchestrator.lifecycle import lifecycle_events, summary_refresh
 from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.store.protocols import (
@@ -85,12 +86,14 @@ class Pipeline:
         is_drill: bool = False,
         on_commit: Callable[[], None] | None = None,
         publish_events: bool = False,
+        refresh_slack_summary: bool = False,
     ) -> None:
         self.store = store
         self.playbooks = playbooks
         self.clock = clock
         self.is_drill = is_drill
         self.publish_events = publish_events
+        self.refresh_slack_summary = refresh_slack_summary
         self._on_commit = on_commit or (lambda: None)
 
     async def ingest_bytes(
@@ -279,6 +282,12 @@ class Pipeline:
         if self.publish_events:
             # In the decision's transaction: a rolled-back decision publishes nothing.
             actions += lifecycle_events(incident, entries, now)
+        if self.refresh_slack_summary and not new:
+            playbook = self._playbook_for(incident)
+            context = context_for(incident, playbook, None, now)
+            actions += summary_refresh(
+                incident, entries, incident_facts(incident, playbook, context)
+            )
         tx.enqueue_actions(actions, now)
 
 

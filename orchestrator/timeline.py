@@ -26,6 +26,8 @@ class Kind(StrEnum):
     ALERT_RECEIVED = "alert.received"
     ALERT_RESOLVED = "alert.resolved"
     SEVERITY_CHANGED = "severity.changed"
+    COMMANDER_ASSIGNED = "commander.assigned"
+    ESCALATED = "incident.escalated"  # a person asked for the next level ahead of schedule
     NOTE = "note"
     ACTION_SCHEDULED = "action.scheduled"
     ACTION_SUCCEEDED = "action.succeeded"

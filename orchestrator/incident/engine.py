@@ -10,6 +10,7 @@ from typing import Any
 from orchestrator.actions import Action
 from orchestrator.incident.events import (
     AlertReceived,
+    CommanderAssigned,
     Event,
     NoteAdded,
     SeverityChanged,
@@ -236,7 +237,25 @@ def decide(incident: Incident, event: Event, playbook: Playbook, now: dt.datetim
         return Decision(dataclasses.replace(incident, updated_at=now), (entry,))
     if isinstance(event, SeverityChanged):
         return _on_severity(incident, event, now)
+    if isinstance(event, CommanderAssigned):
+        return _on_commander(incident, event, now)
     return _on_timer(incident, event, playbook, now)
+
+
+def _on_commander(incident: Incident, event: CommanderAssigned, now: dt.datetime) -> Decision:
+    if incident.status.is_final:
+        raise TransitionError(f"incident #{incident.number} is {incident.status.value}")
+    if not event.commander.strip():
+        raise TransitionError("name the commander")
+    if event.commander == incident.commander:
+        raise TransitionError(f"{event.commander} already commands incident #{incident.number}")
+    entry = EntryDraft(
+        Kind.COMMANDER_ASSIGNED,
+        event.actor,
+        event.occurred_at or now,
+        {"from": incident.commander, "to": event.commander},
+    )
+    return Decision(_bump(incident, now, commander=event.commander), (entry,))
 
 
 def _bump(incident: Incident, now: dt.datetime, **changes: Any) -> Incident:

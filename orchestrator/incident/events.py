@@ -40,6 +40,15 @@ class SeverityChanged:
 
 
 @dataclass(frozen=True)
+class CommanderAssigned:
+    """Someone takes (or hands over) command of the response."""
+
+    commander: str
+    actor: Actor
+    occurred_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
 class TimerFired:
     key: str
     kind: str
@@ -47,4 +56,4 @@ class TimerFired:
     payload: dict[str, int | str]
 
 
-Event = AlertReceived | StatusChange | NoteAdded | SeverityChanged | TimerFired
+Event = AlertReceived | StatusChange | NoteAdded | SeverityChanged | CommanderAssigned | TimerFired

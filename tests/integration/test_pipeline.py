@@ -10,10 +10,11 @@ import pytest
 
 from orchestrator.clock import ManualClock
 from orchestrator.incident.engine import TransitionError
-from orchestrator.incident.events import NoteAdded, StatusChange
+from orchestrator.incident.events import CommanderAssigned, NoteAdded, StatusChange
 from orchestrator.incident.model import Actor, ActorKind, Severity, Status
 from orchestrator.ingest.normalize import MAX_PAYLOAD_BYTES, split_stream
 from orchestrator.pipeline import IncidentNotFoundError, IngestReport, Pipeline
+from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.playbook.loader import load_playbooks
 from orchestrator.playbook_tests import run_playbook_tests
 from orchestrator.scheduler import TimerService
@@ -405,3 +406,28 @@ async def test_shipped_playbook_tests_pass() -> None:
     assert len(results) == 10
     failures = {f"{r.playbook}/{r.name}": r.failures for r in results if not r.passed}
     assert failures == {}
+
+
+async def test_state_changes_refresh_the_pinned_slack_summary(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    pipeline = Pipeline(
+        store,
+        load_playbooks(REPO / "playbooks", known_actions=ACTION_NAMES),
+        clock,
+        refresh_slack_summary=True,
+    )
+    await pipeline.ingest_bytes(db_alert(), "test")
+    opened = {item.action.key for item in await store.list_actions(1)}
+    assert not any(":summary:" in key for key in opened)  # the channel opens with a summary
+
+    await pipeline.apply(1, NoteAdded("looking at replicas", ALICE))  # no state change
+    await pipeline.apply(1, StatusChange(Status.ACKNOWLEDGED, ALICE))
+    await pipeline.apply(1, CommanderAssigned("U042", ALICE))
+    refreshes = [
+        item.action for item in await store.list_actions(1) if item.action.key not in opened
+    ]
+    summaries = [a for a in refreshes if a.name == "slack.update_summary"]
+    assert [a.key for a in summaries] == ["1:summary:2", "1:summary:3"]
+    assert summaries[0].params["incident"]["status"] == "acknowledged"
+    assert summaries[1].params["incident"]["commander"] == "U042"

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.incident.engine import Decision, TransitionError, decide, open_incident
 from orchestrator.incident.events import (
+    CommanderAssigned,
     AlertReceived,
     NoteAdded,
     SeverityChanged,
@@ -719,3 +720,20 @@ def test_reopening_alert_with_higher_severity_raises_severity() -> None:
     assert decision.incident.max_severity is Severity.SEV1
     assert kinds(decision)[:2] == ["alert.received", "incident.reopened"]
     assert "severity.changed" in kinds(decision)
+
+
+def test_commander_is_assigned_and_handed_over() -> None:
+    incident = opened(Status.ACKNOWLEDGED)
+    first = decide(incident, CommanderAssigned("U123", ALICE), PLAYBOOK, NOW)
+    assert first.incident.commander == "U123"
+    assert kinds(first) == ["commander.assigned"]
+    assert first.entries[0].data == {"from": "", "to": "U123"}
+    assert first.entries[0].actor == ALICE
+    handed = decide(first.incident, CommanderAssigned("U456", ALICE), PLAYBOOK, NOW)
+    assert handed.entries[0].data == {"from": "U123", "to": "U456"}
+    with pytest.raises(TransitionError, match="already commands"):
+        decide(handed.incident, CommanderAssigned("U456", ALICE), PLAYBOOK, NOW)
+    with pytest.raises(TransitionError, match="name the commander"):
+        decide(incident, CommanderAssigned(" ", ALICE), PLAYBOOK, NOW)
+    with pytest.raises(TransitionError, match="closed"):
+        decide(opened(Status.CLOSED), CommanderAssigned("U1", ALICE), PLAYBOOK, NOW)
