@@ -260,12 +260,26 @@ class SqlStore:
                 outbox.c.incident_number == incident_number,
                 outbox.c.status == OutboxStatus.DELIVERED.value,
             )
-            .order_by(outbox.c.delivered_at, outbox.c.created_at, outbox.c.ordinal)
+            .order_by(outbox.c.delivered_at, outbox.c.ordinal)
         )
         return [
             Delivered(row["name"], row["key"], dict(row["result"]))
             for row in await self._read(query)
         ]
+
+    async def incident_for_result(self, action_name: str, field: str, value: str) -> int | None:
+        query = (
+            sa.select(outbox.c.incident_number)
+            .where(
+                outbox.c.name == action_name,
+                outbox.c.status == OutboxStatus.DELIVERED.value,
+                outbox.c.result[field].as_string() == value,
+            )
+            .order_by(outbox.c.incident_number.desc())
+            .limit(1)
+        )
+        found = await self._read(query)
+        return int(found[0]["incident_number"]) if found else None
 
     async def list_alerts(self, incident_number: int | None = None) -> list[AlertRecord]:
         query = sa.select(alerts).order_by(alerts.c.received_at, alerts.c.alert_id)
@@ -361,21 +375,11 @@ def _first_in_lane() -> sa.ColumnElement[bool]:
     incident's later Slack actions back, and they go out in order once it ends. A failed
     action does not block the ones after it."""
     earlier = outbox.alias("earlier")
-    before = sa.or_(
-        earlier.c.created_at < outbox.c.created_at,
-        sa.and_(
-            earlier.c.created_at == outbox.c.created_at,
-            sa.or_(
-                earlier.c.ordinal < outbox.c.ordinal,
-                sa.and_(earlier.c.ordinal == outbox.c.ordinal, earlier.c.key < outbox.c.key),
-            ),
-        ),
-    )
     return ~sa.exists().where(
         earlier.c.incident_number == outbox.c.incident_number,
         earlier.c.lane == outbox.c.lane,
         earlier.c.status == OutboxStatus.PENDING.value,
-        before,
+        earlier.c.ordinal < outbox.c.ordinal,
     )
 
 

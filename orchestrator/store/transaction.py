@@ -74,6 +74,9 @@ _LAST_ENTRY = (
     .limit(1)
 )
 _INSERT_ENTRY = sa.insert(timeline)
+_LAST_ORDINAL = sa.select(sa.func.max(outbox.c.ordinal)).where(
+    outbox.c.incident_number == sa.bindparam("number")
+)
 _LOCK_INCIDENT = (
     sa.select(incidents.c.number)
     .where(incidents.c.number == sa.bindparam("number"))
@@ -103,7 +106,9 @@ class SqlTransaction:
         # each chain's head (seq, hash, recorded_at) and the incidents it holds locks on.
         self._heads: dict[int, tuple[int, str, dt.datetime | None]] = {}
         self._locked: set[int] = set()
-        self._ordinal = 0  # enqueue order within this transaction (actions share created_at)
+        # Each incident's next outbox ordinal: its actions' delivery order, across transactions
+        # (clock readings can tie, so created_at cannot order them).
+        self._ordinals: dict[int, int] = {}
 
     def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
         """Which of these alert ids are already recorded, in one query."""
@@ -147,8 +152,9 @@ class SqlTransaction:
 
     def insert_incident(self, incident: Incident) -> None:
         self._conn.execute(_INSERT_INCIDENT, rows.incident_values(incident))
-        # A new incident's chain is empty, and inserting it locked its row.
+        # A new incident's chain and outbox are empty, and inserting it locked its row.
         self._heads[incident.number] = (0, GENESIS_HASH, None)
+        self._ordinals[incident.number] = -1
         self._locked.add(incident.number)
 
     def update_incident(self, incident: Incident) -> None:
@@ -206,8 +212,7 @@ class SqlTransaction:
             self._locked.add(incident_number)
 
     def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
-        first = self._ordinal
-        self._ordinal += len(actions)
+        ordinals = [self._next_ordinal(action.incident_number) for action in actions]
         values = [
             {
                 "key": action.key,
@@ -224,12 +229,21 @@ class SqlTransaction:
                 "delivered_at": None,
                 "result": {},
                 "lane": action.lane,
-                "ordinal": first + index,
+                "ordinal": ordinal,
             }
-            for index, action in enumerate(actions)
+            for action, ordinal in zip(actions, ordinals, strict=True)
         ]
         new = self._insert_if_absent(outbox, values)
         return _first_of_each(actions, new, lambda action: action.key)
+
+    def _next_ordinal(self, incident_number: int) -> int:
+        """The incident's row is locked by whoever enqueues for it, so reading the highest
+        ordinal once per transaction is safe; the rest are counted here."""
+        if incident_number not in self._ordinals:
+            last = self._conn.scalar(_LAST_ORDINAL, {"number": incident_number})
+            self._ordinals[incident_number] = -1 if last is None else int(last)
+        self._ordinals[incident_number] += 1
+        return self._ordinals[incident_number]
 
     def schedule_timers(self, timers: list[Timer]) -> list[Timer]:
         values = [

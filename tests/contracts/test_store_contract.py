@@ -450,8 +450,19 @@ async def test_one_incidents_actions_in_a_lane_go_out_in_order(store: SqlStore) 
     [second] = await store.claim_due_actions(later, 10, LEASE)
     assert (first.action.key, second.action.key) == ("a", "b")
 
+    await store.finish_action("b", ActionResult.success("ok"), later, None, [])
+    assert await store.incident_for_result("slack.post", "ts", "1.5") is None
+    done = ActionResult.success("posted", ts="1.5", channel="C9")
+    # Enqueued at the same instant as `a` and `b` in another transaction: still after them.
+    await txn_later(store, [action("c", n)], later)
+    [posted] = await store.claim_due_actions(later, 10, LEASE)
+    await store.finish_action(posted.action.key, done, later, None, [])
+    assert await store.incident_for_result("slack.post", "ts", "1.5") == n
+    assert await store.incident_for_result("slack.post", "channel", "C9") == n
+    assert await store.incident_for_result("slack.update", "ts", "1.5") is None
+    assert await store.incident_for_result("slack.post", "ts", "1.6") is None
     delivered = await store.delivered_actions(n)
-    assert [d.key for d in delivered] == ["page", "open", "post", "update", "resolved"]
+    assert [d.key for d in delivered] == ["page", "open", "post", "update", "resolved", "b", "c"]
     assert await store.delivered_actions(404) == []
 
 
