@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.clock import Clock
-from orchestrator.incident.engine import Decision, decide, open_incident
+from orchestrator.incident.engine import Decision, TransitionError, decide, open_incident
 from orchestrator.incident.events import AlertReceived, Event, TimerFired
 from orchestrator.incident.grouping import Route, group_key, route
 from orchestrator.incident.model import Actor, ActorKind, Incident
@@ -27,7 +27,7 @@ from orchestrator.store.protocols import (
     SyncTransaction,
 )
 from orchestrator.timeline import EntryDraft, Kind
-from orchestrator.timers import Timer
+from orchestrator.timers import Timer, TimerKind
 
 MAX_CONFLICT_RETRIES = 5
 
@@ -256,6 +256,39 @@ class Pipeline:
         decision = await self.store.run(fire)
         if decision is not None:
             self._on_commit()
+        return decision
+
+    async def escalate(self, number: int, actor: Actor, reason: str = "") -> Decision:
+        """Fires the incident's next escalation level now instead of when it is due: someone
+        asked for more help. Raises TransitionError when no level is waiting."""
+        now = self.clock.now()
+
+        def escalate_now(tx: SyncTransaction) -> Decision:
+            incident = tx.get_incident_for_update(number)
+            if incident is None:
+                raise IncidentNotFoundError(f"no incident #{number}")
+            waiting = tx.pending_timers(number, TimerKind.ESCALATION.value)
+            if not waiting:
+                raise TransitionError(
+                    f"incident #{number} has no escalation level waiting "
+                    f"(it is {incident.status.value}, or its policy has run out)"
+                )
+            timer = waiting[0]
+            tx.mark_timer_fired(timer.key, now)
+            event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))
+            decision = decide(incident, event, self._playbook_for(incident), now)
+            asked = EntryDraft(
+                Kind.ESCALATED,
+                actor,
+                now,
+                {"timer": timer.key, "due_at": timer.due_at.isoformat(), "reason": reason},
+            )
+            decision = dataclasses.replace(decision, entries=(asked, *decision.entries))
+            self._persist(tx, decision, now, new=False)
+            return decision
+
+        decision = await self.store.run(escalate_now)
+        self._on_commit()
         return decision
 
     def _playbook_for(self, incident: Incident) -> Playbook:

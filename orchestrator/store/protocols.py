@@ -201,6 +201,10 @@ class SyncTransaction(Protocol):
         timer claimed twice (an expired lease) still fires once."""
         ...
 
+    def pending_timers(self, incident_number: int, kind: str) -> list[Timer]:
+        """The incident's pending timers of one kind, soonest first."""
+        ...
+
     def record_dead_letter(self, letter: DeadLetter) -> int: ...
 
 

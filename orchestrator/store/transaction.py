@@ -290,6 +290,18 @@ class SqlTransaction:
         cancelled = [rows.timer_from_row(row) for row in result.mappings()]
         return sorted(cancelled, key=lambda timer: (timer.due_at, timer.key))
 
+    def pending_timers(self, incident_number: int, kind: str) -> list[Timer]:
+        query = (
+            sa.select(timers_table)
+            .where(
+                timers_table.c.incident_number == incident_number,
+                timers_table.c.kind == kind,
+                timers_table.c.status == TimerStatus.PENDING.value,
+            )
+            .order_by(timers_table.c.due_at, timers_table.c.key)
+        )
+        return [rows.timer_from_row(row) for row in self._conn.execute(query).mappings()]
+
     def mark_timer_fired(self, key: str, now: dt.datetime) -> bool:
         result = self._conn.execute(_TIMER_FIRED, {"where_key": key, "fired_at": now})
         return result.rowcount == 1

@@ -431,3 +431,26 @@ async def test_state_changes_refresh_the_pinned_slack_summary(
     assert [a.key for a in summaries] == ["1:summary:2", "1:summary:3"]
     assert summaries[0].params["incident"]["status"] == "acknowledged"
     assert summaries[1].params["incident"]["commander"] == "U042"
+
+
+async def test_escalate_fires_the_next_level_now(
+    pipeline: Pipeline, store: SqlStore, clock: ManualClock
+) -> None:
+    await pipeline.ingest_bytes(db_alert(), "test")
+    clock.advance(dt.timedelta(minutes=1))
+    await pipeline.escalate(1, ALICE, "need the DBA")
+    entries = await store.timeline(1)
+    asked = next(e for e in entries if e.kind is Kind.ESCALATED)
+    assert asked.actor == ALICE
+    assert asked.data["reason"] == "need the DBA"
+    assert asked.data["due_at"] == (T0 + dt.timedelta(minutes=5)).isoformat()
+    names = [i.action.name for i in await store.list_actions(1)]
+    assert names.count("pagerduty.escalate") == 1
+    # The ladder goes on from there: the next level is due 15 minutes into the round.
+    assert await store.next_timer_due() == T0 + dt.timedelta(minutes=15)
+
+    await pipeline.apply(1, StatusChange(Status.ACKNOWLEDGED, ALICE))
+    with pytest.raises(TransitionError, match="no escalation level waiting"):
+        await pipeline.escalate(1, ALICE)
+    with pytest.raises(IncidentNotFoundError):
+        await pipeline.escalate(404, ALICE)
