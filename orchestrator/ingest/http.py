@@ -10,14 +10,14 @@ import hmac
 import json
 import logging
 import urllib.parse
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from orchestrator.clock import Clock
 from orchestrator.ingest.alert import SourceFormat
@@ -296,6 +296,7 @@ def create_intake_app(
     token: str | None = None,
     max_body: int = MAX_PAYLOAD_BYTES,
     readiness: Callable[[], Awaitable[dict[str, bool]]] | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The intake's ASGI app. `token` set means every alerts route needs `Bearer <token>`;
     the health routes stay open for probes."""
@@ -313,7 +314,8 @@ def create_intake_app(
         Route("/healthz", intake.healthz, methods=["GET"]),
         Route("/readyz", intake.readyz, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    # Slack and PagerDuty call back on the same port; they verify their own signatures.
+    return Starlette(routes=[*routes, *extra_routes])
 
 
 class _Server(uvicorn.Server):
