@@ -9,7 +9,7 @@ from typing import Any
 from orchestrator.actions import Action
 from orchestrator.incident.model import Incident
 from orchestrator.ingest.alert import Alert
-from orchestrator.playbook.actions import ActionStep, SlackPost
+from orchestrator.playbook.actions import ActionStep, PagerDutyTrigger, SlackPost
 from orchestrator.playbook.context import template_context
 from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.render import TemplateError, human_duration, render_text
@@ -81,6 +81,14 @@ def incident_facts(
         "playbook_version": incident.playbook_version,
         "runbook": playbook.runbook or "",
         "labels": dict(context.get("labels", {})),
+        # Whom the playbook pages: the Slack handler invites these services' on-call people.
+        "pagerduty_services": sorted(
+            {
+                step.params.service
+                for step in playbook.on_trigger
+                if isinstance(step.params, PagerDutyTrigger)
+            }
+        ),
     }
 
 

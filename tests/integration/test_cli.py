@@ -297,11 +297,16 @@ def test_actions_list(cli: Cli) -> None:
 def test_playbooks_validate(cli: Cli) -> None:
     result = cli("playbooks", "validate", str(PLAYBOOKS))
     assert result.exit_code == 0, result.output
-    assert "3 playbook(s) valid" in result.stdout
+    assert "4 playbook(s) valid" in result.stdout
     data = cli.json("playbooks", "validate", str(PLAYBOOKS))
     assert data == {
         "ok": True,
-        "playbooks": ["security-incident", "database-unavailable", "api-slo-burn"],
+        "playbooks": [
+            "security-incident",
+            "database-unavailable",
+            "api-slo-burn",
+            "declared-incident",
+        ],
     }
 
 
@@ -341,6 +346,7 @@ def test_playbooks_list(cli: Cli) -> None:
         "security-incident",
         "database-unavailable",
         "api-slo-burn",
+        "declared-incident",
     ]
     assert all(p["tests"] > 0 for p in listed)
 

@@ -403,7 +403,7 @@ async def test_escalation_restarts_after_ack_timeout(
 
 async def test_shipped_playbook_tests_pass() -> None:
     results = await run_playbook_tests(load_playbooks(PLAYBOOKS))
-    assert len(results) == 10
+    assert len(results) == 11
     failures = {f"{r.playbook}/{r.name}": r.failures for r in results if not r.passed}
     assert failures == {}
 

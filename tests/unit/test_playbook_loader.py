@@ -41,6 +41,7 @@ def test_shipped_playbooks_load_and_validate() -> None:
         "security-incident",
         "database-unavailable",
         "api-slo-burn",
+        "declared-incident",
     ]
     for playbook in loaded:
         assert playbook.source.endswith(".yaml")
