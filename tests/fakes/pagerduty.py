@@ -123,6 +123,8 @@ class FakePagerDuty(State):
         ]
         for path, handler in self._rest.routes():
             routes.append(Route(path, self._wrap(self._rest_call(handler)), methods=["GET"]))
+        for path, method, write in self._rest.write_routes():
+            routes.append(Route(path, self._wrap(self._rest_write(write)), methods=[method]))
         routes.append(Route("/{rest:path}", self._wrap(self._unknown), methods=ALL_METHODS))
         self.app = Starlette(routes=routes)
 
@@ -263,6 +265,13 @@ class FakePagerDuty(State):
         def call(request: Request, _body: Any) -> Response:
             with self.lock:
                 return handler(request)
+
+        return call
+
+    def _rest_write(self, handler: Callable[[Request, Any], Response]) -> Handler:
+        def call(request: Request, body: Any) -> Response:
+            with self.lock:
+                return handler(request, body)
 
         return call
 

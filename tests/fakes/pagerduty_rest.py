@@ -73,6 +73,11 @@ class RestApi:
             ("/schedules/{id}", self.schedule),
         ]
 
+    def write_routes(self) -> list[tuple[str, str, Callable[[Request, Any], Response]]]:
+        """(path, method, handler) of the calls that change something; they get the parsed
+        body, which the spec check has already validated."""
+        return [("/incidents/{id}", "PUT", self.update_incident)]
+
     def oncalls(self, request: Request) -> Response:
         query = request.query_params
         policies = set(query.getlist("escalation_policy_ids[]"))
@@ -145,6 +150,35 @@ class RestApi:
         found = next((i for i in self.state.all_incidents if wanted in (i.id, str(i.number))), None)
         if found is None:
             return not_found()
+        return JSONResponse({"incident": self.renderer(request).incident(found)})
+
+    def update_incident(self, request: Request, body: Any) -> Response:
+        """Moves an incident to another escalation level or status. Like PagerDuty, it wants
+        a `From` header naming a user of the account, and a level the policy has."""
+        wanted = request.path_params["id"]
+        found = next((i for i in self.state.all_incidents if wanted in (i.id, str(i.number))), None)
+        if found is None:
+            return not_found()
+        sender = request.headers.get("from", "")
+        if not any(user.email == sender for user in self.state.users.values()):
+            return rest_error(400, "Invalid Input Provided", 2001, ["Requester User Not Found"])
+        changes = body.get("incident") if isinstance(body, dict) else None
+        if not isinstance(changes, dict):
+            return rest_error(400, "Invalid Input Provided", 2001, ["incident is required"])
+        level = changes.get("escalation_level")
+        if level is not None:
+            policy = self.state.services[found.service_id].escalation_policy_id
+            levels = {o.level for o in self.state.oncalls if o.policy_id == policy}
+            if found.status == "resolved":
+                return rest_error(400, "Invalid Input Provided", 2001, ["Incident is resolved"])
+            if level not in levels:
+                message = f"Escalation level {level} is not in the escalation policy"
+                return rest_error(400, "Invalid Input Provided", 2001, [message])
+            found.escalation_level = level
+        status = changes.get("status")
+        if status is not None:
+            user = next(u.id for u in self.state.users.values() if u.email == sender)
+            self.state.change_status(found, str(status), user)
         return JSONResponse({"incident": self.renderer(request).incident(found)})
 
     def escalation_policy(self, request: Request) -> Response:
