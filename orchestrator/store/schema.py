@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +27,35 @@ class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
             raise ValueError(f"naive datetime {value!r}: the store only takes timezone-aware times")
         utc = value.astimezone(dt.UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # One step instead of this decorator's conversion followed by SQLite's own formatter:
+        # timestamps are on every row the pipeline writes. The text is exactly what SQLAlchemy's
+        # SQLite DATETIME stores ("2026-01-31 23:59:59.000001"), so old rows compare the same.
+        def to_text(value: dt.datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(
+                    f"naive datetime {value!r}: the store only takes timezone-aware times"
+                )
+            return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def from_text(value: str | None) -> dt.datetime | None:
+            if value is None:
+                return None
+            return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+        return from_text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
