@@ -309,7 +309,7 @@ class Pipeline:
         if decision.cancel_timer_kinds:
             cancelled = tx.cancel_timers(incident.number, decision.cancel_timer_kinds, now)
             entries += [_cancelled_entry(timer, incident, now) for timer in cancelled]
-        tx.schedule_timers(list(decision.timers))
+        tx.queue_timers(list(decision.timers))
         tx.append_timeline(incident.number, entries, now)
         actions = list(decision.actions)
         if self.publish_events:
@@ -321,7 +321,7 @@ class Pipeline:
             actions += summary_refresh(
                 incident, entries, incident_facts(incident, playbook, context)
             )
-        tx.enqueue_actions(actions, now)
+        tx.queue_actions(actions, now)
 
 
 def bare_playbook(name: str) -> Playbook:

@@ -182,6 +182,15 @@ class SyncTransaction(Protocol):
         times never run backwards along a timeline."""
         ...
 
+    def queue_actions(self, actions: list[Action], now: dt.datetime) -> None:
+        """Like enqueue_actions, written when the transaction commits; keys already in the
+        outbox are skipped then."""
+        ...
+
+    def queue_timers(self, timers: list[Timer]) -> None:
+        """Like schedule_timers, written when the transaction commits."""
+        ...
+
     def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
         """Adds to the outbox; returns those that were new (a key already present is skipped)."""
         ...

@@ -100,7 +100,7 @@ class SqlStore:
     async def run(self, work: Callable[[SqlTransaction], T]) -> T:
         """Runs `work` in one write transaction in the worker thread: committed if it returns,
         rolled back if it raises. The pipeline's batches go through here, in one hop."""
-        return await self._run(lambda conn: work(SqlTransaction(conn)), write=True)
+        return await self._run(lambda conn: _flushed(work, SqlTransaction(conn)), write=True)
 
     async def _run(self, work: Callable[[Connection], T], *, write: bool) -> T:
         turns: AbstractAsyncContextManager[None] = (
@@ -160,8 +160,10 @@ class SqlStore:
     @asynccontextmanager
     async def _held_open(self, in_worker: Callable[..., Any]) -> AsyncIterator[Transaction]:
         conn = await in_worker(self._begin_writing)
+        transaction = SqlTransaction(conn)
         try:
-            yield AsyncTransaction(SqlTransaction(conn), in_worker)
+            yield AsyncTransaction(transaction, in_worker)
+            await in_worker(transaction.flush)
         except BaseException:
             await in_worker(_finish, conn, False)
             raise
@@ -369,6 +371,13 @@ def _claim(
     return found
 
 
+def _flushed(work: Callable[[SqlTransaction], T], transaction: SqlTransaction) -> T:
+    """Runs `work`, then writes what it held back, inside the same transaction."""
+    result = work(transaction)
+    transaction.flush()
+    return result
+
+
 def _first_in_lane() -> sa.ColumnElement[bool]:
     """An action is deliverable only when no earlier action of its incident and lane is still
     pending (waiting for a retry, or leased by a dispatcher): a Slack outage holds the
@@ -414,3 +423,4 @@ def _finish_action(
         .values(values)
     )
     txn.append_timeline(incident_number, timeline, now)
+    txn.flush()

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from orchestrator.actions import Action
 from orchestrator.incident.model import Incident
 from orchestrator.store import rows
+from orchestrator.store.pending import PendingWrites
 from orchestrator.store.protocols import (
     AlertRecord,
     ConcurrentUpdateError,
@@ -62,18 +63,12 @@ _NEXT_NUMBER = (
     .values(value=counters.c.value + 1)
     .returning(counters.c.value)
 )
-_INSERT_INCIDENT = sa.insert(incidents)
-_UPDATE_INCIDENT = sa.update(incidents).where(
-    incidents.c.number == sa.bindparam("where_number"),
-    incidents.c.revision == sa.bindparam("where_revision"),
-)
 _LAST_ENTRY = (
     sa.select(timeline.c.seq, timeline.c.hash, timeline.c.recorded_at)
     .where(timeline.c.incident_number == sa.bindparam("number"))
     .order_by(timeline.c.seq.desc())
     .limit(1)
 )
-_INSERT_ENTRY = sa.insert(timeline)
 _LAST_ORDINAL = sa.select(sa.func.max(outbox.c.ordinal)).where(
     outbox.c.incident_number == sa.bindparam("number")
 )
@@ -109,6 +104,17 @@ class SqlTransaction:
         # Each incident's next outbox ordinal: its actions' delivery order, across transactions
         # (clock readings can tie, so created_at cannot order them).
         self._ordinals: dict[int, int] = {}
+        # Incidents this transaction has read or written (all locked), the newest per group,
+        # and the writes it holds for flush().
+        self._incidents: dict[int, Incident] = {}
+        self._group_latest: dict[str, int] = {}
+        self._pending = PendingWrites()
+
+    def flush(self) -> None:
+        """Writes what is held. The store calls it before committing; the methods that read or
+        write the held tables directly call it first, so they never see a stale picture."""
+        if self._pending:
+            self._pending.flush(self._conn, self._postgres)
 
     def seen_alerts(self, alert_ids: Sequence[str]) -> set[str]:
         """Which of these alert ids are already recorded, in one query."""
@@ -123,6 +129,8 @@ class SqlTransaction:
             self._conn.execute(_INSERT_ALERT, [rows.alert_values(r) for r in records])
 
     def latest_incident_for_group(self, group_key: str) -> Incident | None:
+        if group_key in self._group_latest:
+            return self._incidents[self._group_latest[group_key]]
         if self._postgres:
             # A row lock cannot cover "no incident yet": two alerts of a new group would each open
             # one. The group's advisory lock serialises them until this transaction ends.
@@ -131,6 +139,8 @@ class SqlTransaction:
         return self._locked_incident(row)
 
     def get_incident_for_update(self, number: int) -> Incident | None:
+        if number in self._incidents:
+            return self._incidents[number]
         row = self._conn.execute(_INCIDENT_FOR_UPDATE, {"number": number}).mappings().first()
         return self._locked_incident(row)
 
@@ -140,32 +150,45 @@ class SqlTransaction:
             return None
         incident = rows.incident_from_row(row)
         self._locked.add(incident.number)
+        self._remember(incident)
         return incident
 
+    def _remember(self, incident: Incident) -> None:
+        self._incidents[incident.number] = incident
+        latest = self._group_latest.get(incident.group_key)
+        if latest is None or latest <= incident.number:
+            self._group_latest[incident.group_key] = incident.number
+
     def allocate_incident_number(self) -> int:
-        # The UPDATE holds the counter's row lock until commit or rollback: numbers are handed out
-        # one transaction at a time, and a rollback undoes the increment.
+        # The first UPDATE takes the counter's row lock until commit or rollback: numbers are
+        # handed out one transaction at a time, and a rollback undoes the increment. Holding
+        # the lock, this transaction counts the rest itself and writes the last one at flush.
+        if self._pending.counter is not None:
+            self._pending.counter += 1
+            return self._pending.counter
         value = self._conn.scalar(_NEXT_NUMBER, {"counter": INCIDENT_COUNTER})
         if value is None:
             raise RuntimeError("the incident counter is missing: was the store migrated?")
+        self._pending.counter = int(value)
         return int(value)
 
     def insert_incident(self, incident: Incident) -> None:
-        self._conn.execute(_INSERT_INCIDENT, rows.incident_values(incident))
-        # A new incident's chain and outbox are empty, and inserting it locked its row.
+        self._pending.record_incident(incident, new=True)
+        # A new incident's chain and outbox are empty; its row is ours until commit.
         self._heads[incident.number] = (0, GENESIS_HASH, None)
         self._ordinals[incident.number] = -1
         self._locked.add(incident.number)
+        self._remember(incident)
 
     def update_incident(self, incident: Incident) -> None:
-        values = rows.incident_values(incident)
-        del values["number"]
-        values |= {"where_number": incident.number, "where_revision": incident.revision - 1}
-        result = self._conn.execute(_UPDATE_INCIDENT, values)
-        if result.rowcount != 1:
+        known = self._incidents.get(incident.number)
+        if known is not None and known.revision != incident.revision - 1:
             raise ConcurrentUpdateError(
-                f"incident {incident.number} is no longer at revision {incident.revision - 1}"
+                f"incident {incident.number} is at revision {known.revision}, "
+                f"not {incident.revision - 1}"
             )
+        self._pending.record_incident(incident, new=False)
+        self._remember(incident)
 
     def append_timeline(
         self, incident_number: int, drafts: list[EntryDraft], recorded_at: dt.datetime
@@ -185,7 +208,7 @@ class SqlTransaction:
             entry = chain(incident_number, seq, draft, recorded_at, prev_hash)
             entries.append(entry)
             prev_hash = entry.hash
-        self._conn.execute(_INSERT_ENTRY, [rows.timeline_values(e) for e in entries])
+        self._pending.entries.extend(rows.timeline_values(e) for e in entries)
         self._heads[incident_number] = (seq, prev_hash, recorded_at)
         return entries
 
@@ -211,9 +234,17 @@ class SqlTransaction:
             self._conn.execute(_LOCK_INCIDENT, {"number": incident_number})
             self._locked.add(incident_number)
 
+    def queue_actions(self, actions: list[Action], now: dt.datetime) -> None:
+        self._pending.actions.extend(self._outbox_values(actions, now))
+
     def enqueue_actions(self, actions: list[Action], now: dt.datetime) -> list[Action]:
+        self.flush()
+        new = self._insert_if_absent(outbox, self._outbox_values(actions, now))
+        return _first_of_each(actions, new, lambda action: action.key)
+
+    def _outbox_values(self, actions: list[Action], now: dt.datetime) -> list[dict[str, Any]]:
         ordinals = [self._next_ordinal(action.incident_number) for action in actions]
-        values = [
+        return [
             {
                 "key": action.key,
                 "name": action.name,
@@ -233,8 +264,6 @@ class SqlTransaction:
             }
             for action, ordinal in zip(actions, ordinals, strict=True)
         ]
-        new = self._insert_if_absent(outbox, values)
-        return _first_of_each(actions, new, lambda action: action.key)
 
     def _next_ordinal(self, incident_number: int) -> int:
         """The incident's row is locked by whoever enqueues for it, so reading the highest
@@ -245,18 +274,12 @@ class SqlTransaction:
         self._ordinals[incident_number] += 1
         return self._ordinals[incident_number]
 
+    def queue_timers(self, timers: list[Timer]) -> None:
+        self._pending.timers.extend(_timer_values(timers))
+
     def schedule_timers(self, timers: list[Timer]) -> list[Timer]:
-        values = [
-            {
-                **rows.timer_values(timer),
-                "status": TimerStatus.PENDING.value,
-                "claimed_until": None,
-                "fired_at": None,
-                "cancelled_at": None,
-            }
-            for timer in timers
-        ]
-        new = self._insert_if_absent(timers_table, values)
+        self.flush()
+        new = self._insert_if_absent(timers_table, _timer_values(timers))
         return _first_of_each(timers, new, lambda timer: timer.key)
 
     def _insert_if_absent(self, table: sa.Table, values: list[dict[str, Any]]) -> set[str]:
@@ -273,6 +296,7 @@ class SqlTransaction:
     def cancel_timers(
         self, incident_number: int, kinds: frozenset[str] | None, now: dt.datetime
     ) -> list[Timer]:
+        self.flush()
         conditions = [
             timers_table.c.incident_number == incident_number,
             timers_table.c.status == TimerStatus.PENDING.value,
@@ -291,6 +315,7 @@ class SqlTransaction:
         return sorted(cancelled, key=lambda timer: (timer.due_at, timer.key))
 
     def pending_timers(self, incident_number: int, kind: str) -> list[Timer]:
+        self.flush()
         query = (
             sa.select(timers_table)
             .where(
@@ -303,6 +328,7 @@ class SqlTransaction:
         return [rows.timer_from_row(row) for row in self._conn.execute(query).mappings()]
 
     def mark_timer_fired(self, key: str, now: dt.datetime) -> bool:
+        self.flush()
         result = self._conn.execute(_TIMER_FIRED, {"where_key": key, "fired_at": now})
         return result.rowcount == 1
 
@@ -315,6 +341,19 @@ class SqlTransaction:
         if new_id is None:
             raise RuntimeError("the database returned no id for the dead letter")
         return int(new_id)
+
+
+def _timer_values(timers: list[Timer]) -> list[dict[str, Any]]:
+    return [
+        {
+            **rows.timer_values(timer),
+            "status": TimerStatus.PENDING.value,
+            "claimed_until": None,
+            "fired_at": None,
+            "cancelled_at": None,
+        }
+        for timer in timers
+    ]
 
 
 def _insert_if_absent_statement(table: sa.Table, postgres: bool) -> Any:
