@@ -10,8 +10,8 @@ import pytest
 
 from orchestrator.incident.engine import Decision, TransitionError, decide, open_incident
 from orchestrator.incident.events import (
-    CommanderAssigned,
     AlertReceived,
+    CommanderAssigned,
     NoteAdded,
     SeverityChanged,
     StatusChange,
