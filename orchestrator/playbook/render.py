@@ -44,19 +44,36 @@ class Template:
         self.source = source
         self.mrkdwn = mrkdwn
         self._compiled = compiled
+        # jinja copies its globals (a ChainMap) into every render's context; copying them once
+        # here and rendering with a shared context saves that on each of the many renders.
+        self._globals = dict(compiled.globals)
 
     def __repr__(self) -> str:
         return f"Template({self.source!r}, mrkdwn={self.mrkdwn})"
 
+    def _render(self, variables: dict[str, Any]) -> str:
+        """Template.render's own steps, minus the globals copy (see __init__)."""
+        compiled = self._compiled
+        context = compiled.new_context(variables, shared=True)
+        try:
+            return compiled.environment.concat(compiled.root_render_func(context))
+        except Exception:
+            compiled.environment.handle_exception()  # re-raises with the template's line
+        return _unreachable()
+
     def render(self, context: Mapping[str, Any]) -> str:
         try:
-            return self._compiled.render(dict(context))
+            return self._render({**self._globals, **context})
         except TemplateError as err:
             raise TemplateError(err.reason, err.line or _template_line(err)) from None
         except jinja2.TemplateError as err:
             raise TemplateError(err.message or type(err).__name__, _template_line(err)) from None
         except (ArithmeticError, LookupError, TypeError, ValueError) as err:
             raise TemplateError(f"{type(err).__name__}: {err}", _template_line(err)) from None
+
+
+def _unreachable() -> str:
+    raise AssertionError("jinja's handle_exception always raises")
 
 
 def compile_template(source: str, *, mrkdwn: bool = False) -> Template:

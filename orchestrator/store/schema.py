@@ -38,11 +38,13 @@ class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
         def to_text(value: dt.datetime | None) -> str | None:
             if value is None:
                 return None
-            if value.tzinfo is None or value.utcoffset() is None:
-                raise ValueError(
-                    f"naive datetime {value!r}: the store only takes timezone-aware times"
-                )
-            return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            if value.tzinfo is not dt.UTC:  # nearly every time here is UTC already
+                if value.tzinfo is None or value.utcoffset() is None:
+                    raise ValueError(
+                        f"naive datetime {value!r}: the store only takes timezone-aware times"
+                    )
+                value = value.astimezone(dt.UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return to_text
 
