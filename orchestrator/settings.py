@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.ingest.alert import SourceFormat
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/orchestrator.db"
+
+
+class PagerDutyServiceSettings(BaseModel):
+    """One PagerDuty service a playbook may page, by the name playbooks use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    routing_key: SecretStr = Field(description="the service's Events API v2 integration key")
+    escalation_policy: str | None = Field(
+        None, description="its escalation policy id (P...), to look up who is on call"
+    )
 
 
 class Settings(BaseSettings):
@@ -47,12 +58,62 @@ class Settings(BaseSettings):
         None, description="bearer token the HTTP intake requires (recommended off loopback)"
     )
 
+    slack_bot_token: SecretStr | None = Field(
+        None, description="Slack bot token (xoxb-...); set it to send Slack actions"
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Slack app signing secret; set it to take /incident and buttons over HTTP"
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, description="Slack app-level token (xapp-...) for Socket Mode instead of HTTP"
+    )
+    slack_api_url: str | None = Field(None, description="Slack Web API base URL (tests, proxies)")
+    slack_broadcast_channel: str = Field("#incidents", description="where announcements go")
+    slack_responders: str = Field(
+        "",
+        description="comma-separated Slack user (U...) or user group (S...) ids allowed to "
+        "resolve, change severity and assign the commander; empty: everyone",
+    )
+    slack_note_reaction: str = Field(
+        "pushpin", description="the emoji that adds a message to the incident timeline"
+    )
+    slack_channel_creations_per_minute: int = Field(
+        20, ge=1, description="pace of conversations.create (Slack's Tier 2 is about 20)"
+    )
+
+    pagerduty_services: dict[str, PagerDutyServiceSettings] = Field(
+        default_factory=dict,
+        description='JSON: {"name": {"routing_key": "...", "escalation_policy": "P..."}}',
+    )
+    pagerduty_api_token: SecretStr | None = Field(
+        None, description="REST API token: on-call lookups and escalation"
+    )
+    pagerduty_from_email: str | None = Field(
+        None, description="PagerDuty user email the REST API acts as (escalation)"
+    )
+    pagerduty_webhook_secret: SecretStr | None = Field(
+        None, description="v3 webhook subscription secret; set it to take acks/resolves back"
+    )
+    pagerduty_events_url: str | None = Field(None, description="Events API base URL (tests)")
+    pagerduty_api_url: str | None = Field(None, description="REST API base URL (tests)")
+    pagerduty_dedup_prefix: str = Field(
+        "orch",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
+        description="prefix of our dedup keys; distinct per deployment sharing an account",
+    )
+    vendor_ca_file: Path | None = Field(
+        None, description="PEM bundle to trust for Slack/PagerDuty HTTPS (a proxy's CA)"
+    )
+
     @field_validator("http_token")
     @classmethod
     def _token_not_blank(cls, token: SecretStr | None) -> SecretStr | None:
         if token is not None and not token.get_secret_value().strip():
             raise ValueError("is empty: unset ORCH_HTTP_TOKEN to turn authentication off")
         return token
+
+    def slack_responder_ids(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.slack_responders.split(",") if part.strip())
 
     def kafka_topic_formats(self) -> dict[str, SourceFormat | None]:
         """`alerts,am=alertmanager` → {"alerts": None, "am": SourceFormat.ALERTMANAGER}."""
