@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
 
 from handlers.console import ConsoleHandler
+from handlers.pagerduty import OnCallLookupError, PagerDutyHandler, PagerDutyService
+from handlers.slack import SlackHandler
 from orchestrator.actions import ActionHandler
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.ingest.callbacks import vendor_ssl
 from orchestrator.ingest.kafka import KafkaEventPublisher
-from orchestrator.lifecycle import PUBLISH_EVENT
+from orchestrator.lifecycle import PUBLISH_EVENT, REFRESH_SUMMARY
 from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.playbook.loader import load_playbooks
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.settings import Settings
 from orchestrator.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
 
 
 class ConfigurationError(RuntimeError):
@@ -54,13 +63,73 @@ def route_handlers(handlers: Iterable[ActionHandler]) -> dict[str, ActionHandler
     return routes
 
 
-def default_handlers(settings: Settings, out: Callable[[str], None] | None) -> list[ActionHandler]:
+def default_handlers(
+    settings: Settings, out: Callable[[str], None] | None, clock: Clock | None = None
+) -> list[ActionHandler]:
     if settings.dry_run:
         return [ConsoleHandler(ACTION_NAMES, out)]
-    raise ConfigurationError(
-        "ORCH_DRY_RUN is off but no Slack or PagerDuty handler is configured yet; "
-        "set ORCH_DRY_RUN=true"
-    )
+    chosen = vendor_handlers(settings, clock)
+    if not chosen:
+        raise ConfigurationError(
+            "ORCH_DRY_RUN is off but neither Slack (ORCH_SLACK_BOT_TOKEN) nor PagerDuty "
+            "(ORCH_PAGERDUTY_SERVICES) is configured; configure one, or set ORCH_DRY_RUN=true"
+        )
+    return chosen
+
+
+def vendor_handlers(settings: Settings, clock: Clock | None = None) -> list[ActionHandler]:
+    """The Slack and PagerDuty handlers that settings configure (either, both or none)."""
+    chosen: list[ActionHandler] = []
+    pagerduty: PagerDutyHandler | None = None
+    if settings.pagerduty_services:
+        pagerduty = PagerDutyHandler(
+            {
+                name: PagerDutyService(
+                    service.routing_key.get_secret_value(), service.escalation_policy
+                )
+                for name, service in settings.pagerduty_services.items()
+            },
+            api_token=_secret(settings.pagerduty_api_token),
+            events_url=settings.pagerduty_events_url,
+            rest_url=settings.pagerduty_api_url,
+            verify=vendor_ssl(settings),
+            dedup_prefix=settings.pagerduty_dedup_prefix,
+            from_email=settings.pagerduty_from_email,
+        )
+        chosen.append(pagerduty)
+    if settings.slack_bot_token is not None:
+        chosen.append(
+            SlackHandler(
+                settings.slack_bot_token.get_secret_value(),
+                base_url=settings.slack_api_url,
+                oncall_emails=_oncall_emails(pagerduty) if pagerduty is not None else None,
+                broadcast_channel=settings.slack_broadcast_channel,
+                channel_creations_per_minute=settings.slack_channel_creations_per_minute,
+                clock=clock,
+            )
+        )
+    return chosen
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _oncall_emails(
+    pagerduty: PagerDutyHandler,
+) -> Callable[[Mapping[str, Any]], Awaitable[list[str]]]:
+    """Who to invite for `oncall`: the people on call for the services the playbook pages."""
+
+    async def emails(incident: Mapping[str, Any]) -> list[str]:
+        found: list[str] = []
+        for service in incident.get("pagerduty_services", []):
+            try:
+                found += PagerDutyHandler.oncall_emails(await pagerduty.oncall(service))
+            except OnCallLookupError as err:
+                log.warning("no on-call for %s: %s", service, err)
+        return list(dict.fromkeys(found))
+
+    return emails
 
 
 async def build_app(
@@ -72,7 +141,7 @@ async def build_app(
 ) -> App:
     """Raises PlaybookLoadError before touching the database: a bad playbook set never runs."""
     clock = clock or SystemClock()
-    chosen = list(handlers) if handlers is not None else default_handlers(settings, out)
+    chosen = list(handlers) if handlers is not None else default_handlers(settings, out, clock)
     publish_events = settings.kafka_bootstrap is not None
     if publish_events and not any(PUBLISH_EVENT in h.handles for h in chosen):
         assert settings.kafka_bootstrap is not None
@@ -83,6 +152,11 @@ async def build_app(
     await store.open()
     dispatcher = Dispatcher(store, routes, clock)
     pipeline = Pipeline(
-        store, playbooks, clock, on_commit=dispatcher.wake, publish_events=publish_events
+        store,
+        playbooks,
+        clock,
+        on_commit=dispatcher.wake,
+        publish_events=publish_events,
+        refresh_slack_summary=REFRESH_SUMMARY in routes,
     )
     return App(settings, clock, store, playbooks, pipeline, dispatcher, routes)

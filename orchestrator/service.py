@@ -10,8 +10,11 @@ import signal
 from collections.abc import Callable
 
 from orchestrator.app import App
+from orchestrator.ingest.callbacks import callback_routes, slack_responder, slack_web_client
 from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app, serve
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
+from orchestrator.ingest.slack import SlackResponder
+from orchestrator.ingest.slack_socket import SlackSocketMode
 from orchestrator.scheduler import TimerService
 from orchestrator.store.protocols import DeadLetter
 
@@ -35,6 +38,21 @@ class Service:
             )
         self.timers = TimerService(app.store, app.pipeline, app.clock)
         self.started = False
+        # People answering back: Slack (HTTP callbacks or Socket Mode) and PagerDuty webhooks.
+        self.slack_web = slack_web_client(settings)
+        self.responder: SlackResponder | None = None
+        if settings.slack_signing_secret is not None or settings.slack_app_token is not None:
+            self.responder = slack_responder(settings, app.pipeline, app.store, self.slack_web)
+        self.socket_mode: SlackSocketMode | None = None
+        if settings.slack_app_token is not None and self.responder is not None:
+            if settings.slack_bot_token is None:
+                raise ValueError("ORCH_SLACK_APP_TOKEN (Socket Mode) needs ORCH_SLACK_BOT_TOKEN")
+            self.socket_mode = SlackSocketMode(
+                self.responder,
+                app_token=settings.slack_app_token.get_secret_value(),
+                bot_token=settings.slack_bot_token.get_secret_value(),
+                base_url=settings.slack_api_url,
+            )
 
     def sink(self) -> IntakeSink:
         """With Kafka, webhooks go onto the alerts topic (any replica consumes them); without,
@@ -81,6 +99,9 @@ class Service:
                 clock=self.app.clock,
                 token=token,
                 readiness=self.readiness,
+                extra_routes=callback_routes(
+                    settings, self.app.pipeline, self.app.store, self.app.clock, self.responder
+                ),
             )
             tasks.append(
                 asyncio.create_task(
@@ -90,6 +111,8 @@ class Service:
             )
         if self.kafka is not None:
             await self.kafka.start()
+        if self.socket_mode is not None:
+            await self.socket_mode.start()
         self.started = True
         if on_ready is not None:
             on_ready()
@@ -100,6 +123,8 @@ class Service:
             stop.set()
             if self.kafka is not None:
                 await self.kafka.stop()  # finishes the batch in flight and commits it
+            if self.socket_mode is not None:
+                await self.socket_mode.stop()
             results = await asyncio.gather(*tasks, return_exceptions=True)
             for task, result in zip(tasks, results, strict=True):
                 if isinstance(result, BaseException) and not isinstance(
