@@ -106,14 +106,19 @@ class SlackHandler:
         text = str(action.params.get("text") or "")
         if not text.strip():
             return ActionResult.failure("slack.post has no text to post")
+        thread_ts = _thread_of(action, target) if action.params.get("thread") else None
         posted = await call(
             "chat.postMessage",
             self._client.chat_postMessage(
-                channel=target, text=with_banner(text, is_drill(incident, action.is_drill))
+                channel=target,
+                text=with_banner(text, is_drill(incident, action.is_drill)),
+                thread_ts=thread_ts,
             ),
         )
         channel = str(posted.get("channel") or target)
-        return ActionResult.success(f"posted to {target}", channel=channel, ts=str(posted["ts"]))
+        return ActionResult.success(
+            f"posted to {target}", channel=channel, target=target, ts=str(posted["ts"])
+        )
 
     async def _update_summary(self, action: Action) -> ActionResult:
         channel_id = action.latest_result(OPEN_CHANNEL, "channel_id")
@@ -134,3 +139,18 @@ class SlackHandler:
             ),
         )
         return ActionResult.success("summary updated", channel=str(channel_id), ts=str(ts))
+
+
+def _thread_of(action: Action, target: str) -> str | None:
+    """This incident's first message in `target`: the pinned summary in its own channel, else
+    its first post there (an announcement in #incidents). None starts a new thread."""
+    for delivered in action.history:
+        result = delivered.result
+        if delivered.name == OPEN_CHANNEL and result.get("channel_id") == target:
+            return str(result.get("summary_ts") or "") or None
+        if delivered.name == "slack.post" and target in (
+            result.get("target"),
+            result.get("channel"),
+        ):
+            return str(result.get("ts") or "") or None
+    return None

@@ -58,6 +58,11 @@ class SlackPost(Params):
     channel: str | None = Field(None, description="e.g. #incidents; default: incident channel")
     text: str | None = None
     template: str | None = Field(None, description="name of a template in playbooks/templates/")
+    thread: bool = Field(
+        False,
+        description="reply in the thread of this incident's first message in that channel "
+        "(the pinned summary in the incident channel, the announcement in #incidents)",
+    )
     templates: ClassVar[dict[str, bool]] = {"text": True}
 
     @model_validator(mode="after")

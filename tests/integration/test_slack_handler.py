@@ -322,6 +322,33 @@ async def test_posts_go_to_the_incident_channel_or_the_one_named(
     assert nowhere.detail == "the incident has no Slack channel"
 
 
+async def test_threaded_posts_reply_under_the_incidents_first_message(
+    fake: FakeSlack, handler: SlackHandler
+) -> None:
+    broadcast = fake.add_channel("incidents")
+    first = await handler.deliver(open_channel())
+    announced = await handler.deliver(
+        action("slack.post", "1:0:trigger:3", (opened(first),), channel="#incidents", text="SEV1")
+    )
+    history = (opened(first), Delivered("slack.post", "1:0:trigger:3", announced.data))
+    in_channel = await handler.deliver(
+        action("slack.post", "1:1:resolve:1", history, text="fixed", thread=True)
+    )
+    in_broadcast = await handler.deliver(
+        action("slack.post", "1:1:resolve:2", history, channel="#incidents", text="ok", thread=True)
+    )
+    alone = action(
+        "slack.post", "1:1:resolve:3", (opened(first),), channel="#incidents", text="x", thread=True
+    )
+    unthreaded = await handler.deliver(alone)
+    channel_id = first.data["channel_id"]
+    replies = {m.text: m.thread_ts for m in fake.messages[channel_id] + fake.messages[broadcast]}
+    assert replies["fixed"] == first.data["summary_ts"]
+    assert replies["ok"] == announced.data["ts"]
+    assert replies["x"] is None  # nothing of this incident there yet: a message of its own
+    assert all(r.ok for r in (in_channel, in_broadcast, unthreaded))
+
+
 async def test_update_summary_edits_the_pinned_message(
     fake: FakeSlack, handler: SlackHandler
 ) -> None:
