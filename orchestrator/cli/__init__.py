@@ -13,7 +13,9 @@ from orchestrator.cli.common import Options
 from orchestrator.cli.feed import ingest, run_job
 from orchestrator.cli.incidents import (
     actions,
+    commander,
     deadletters,
+    escalate,
     incidents,
     note,
     register_lifecycle,
@@ -59,6 +61,8 @@ app.command("ingest")(ingest)
 app.command("timeline")(timeline)
 app.command("note")(note)
 app.command("severity")(severity)
+app.command("commander")(commander)
+app.command("escalate")(escalate)
 register_lifecycle(app)
 app.add_typer(incidents, name="incidents")
 app.add_typer(playbooks, name="playbooks")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.app import App
 from orchestrator.cli.common import console, fail, opened_app, plain, print_json, run, when
 from orchestrator.cli.views import (
     actions_table,
@@ -19,8 +20,14 @@ from orchestrator.cli.views import (
     incidents_table,
     timeline_table,
 )
-from orchestrator.incident.engine import TransitionError
-from orchestrator.incident.events import Event, NoteAdded, SeverityChanged, StatusChange
+from orchestrator.incident.engine import Decision, TransitionError
+from orchestrator.incident.events import (
+    CommanderAssigned,
+    Event,
+    NoteAdded,
+    SeverityChanged,
+    StatusChange,
+)
 from orchestrator.incident.model import Actor, ActorKind, Severity, Status
 from orchestrator.pipeline import IncidentNotFoundError
 from orchestrator.store.protocols import DeadLetter
@@ -81,6 +88,7 @@ def show(ctx: typer.Context, number: Number, json: JsonFlag = False) -> None:
             ("playbook", f"{incident.playbook} @ {incident.playbook_version}"),
             ("group", incident.group_key),
             ("service / team", f"{incident.service or '—'} / {incident.team or '—'}"),
+            ("commander", incident.commander or "—"),
             ("declared", when(incident.declared_at)),
             ("acknowledged", when(incident.acknowledged_at)),
             ("mitigated", when(incident.mitigated_at)),
@@ -126,10 +134,22 @@ def _actor(name: str | None) -> Actor:
 
 
 def _apply(ctx: typer.Context, number: int, event: Event, done: str, json: bool) -> None:
+    _decide(ctx, number, lambda app: app.pipeline.apply(number, event), done, json)
+
+
+def _decide(
+    ctx: typer.Context,
+    number: int,
+    change: Callable[[App], Awaitable[Decision]],
+    done: str,
+    json: bool,
+) -> None:
+    """Makes the change, delivers what it asked for, and says what happened."""
+
     async def go() -> None:
         async with opened_app(ctx) as app:
             try:
-                decision = await app.pipeline.apply(number, event)
+                decision = await change(app)
             except (IncidentNotFoundError, TransitionError) as err:
                 raise fail(str(err)) from None
             await app.dispatcher.drain()
@@ -195,6 +215,29 @@ def note(
 ) -> None:
     """Add a note to the incident's timeline."""
     _apply(ctx, number, NoteAdded(text, _actor(actor)), "noted", json)
+
+
+def commander(
+    ctx: typer.Context,
+    number: Number,
+    who: Annotated[str, typer.Argument(help="the commander: a name or a Slack user id")],
+    actor: AsActor = None,
+    json: JsonFlag = False,
+) -> None:
+    """Assign (or hand over) command of the response."""
+    _apply(ctx, number, CommanderAssigned(who, _actor(actor)), f"is commanded by {who}", json)
+
+
+def escalate(
+    ctx: typer.Context,
+    number: Number,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="why")] = "",
+    actor: AsActor = None,
+    json: JsonFlag = False,
+) -> None:
+    """Page the next escalation level now instead of when it is due."""
+    by = _actor(actor)
+    _decide(ctx, number, lambda app: app.pipeline.escalate(number, by, reason), "escalated", json)
 
 
 @actions.command("list")

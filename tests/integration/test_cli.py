@@ -202,6 +202,26 @@ def test_resolve_and_note(cli: Cli) -> None:
     assert cli.json("incidents", "show", "5")["incident"]["status"] == "closed"
 
 
+def test_commander_and_escalate(cli: Cli) -> None:
+    cli.ingest_sample()
+    assigned = cli("commander", "6", "ana", "--as", "bob")
+    assert assigned.exit_code == 0, assigned.output + assigned.stderr
+    assert "Incident #6 is commanded by ana." in assigned.stdout
+    shown = cli("incidents", "show", "6")
+    assert "commander" in shown.stdout
+    assert "ana" in shown.stdout
+    escalated = cli.json("escalate", "6", "--as", "bob", "--reason", "need a DBA")
+    assert escalated["incident"]["number"] == 6
+    entries = cli.json("timeline", "6")
+    (asked,) = [e for e in entries if e["kind"] == "incident.escalated"]
+    assert (asked["actor"]["id"], asked["data"]["reason"]) == ("bob", "need a DBA")
+    assert [e["data"]["to"] for e in entries if e["kind"] == "commander.assigned"] == ["ana"]
+    cli("ack", "6", "--as", "bob")
+    refused = cli("escalate", "6", "--as", "bob")
+    assert refused.exit_code == 1
+    assert "no escalation level waiting" in " ".join(refused.stderr.split())
+
+
 def test_invalid_transition_fails_clearly(cli: Cli) -> None:
     cli.ingest_sample()
     result = cli("resolve", "1", "--as", "alice")  # already resolved by its alerts
