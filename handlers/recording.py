@@ -31,6 +31,14 @@ class RecordingHandler:
     def handles(self) -> frozenset[str]:
         return self._handles
 
+    def then(self, action_name: str, *results: ActionResult) -> None:
+        """Queues more scripted results for `action_name`, e.g. a fault staged mid-test."""
+        self._script.setdefault(action_name, deque()).extend(results)
+
+    def forget(self, action_name: str) -> None:
+        """Drops the results still queued for `action_name`: it succeeds from now on."""
+        self._script.pop(action_name, None)
+
     async def deliver(self, action: Action) -> ActionResult:
         self.attempts.append(action)
         queued = self._script.get(action.name)
