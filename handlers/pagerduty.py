@@ -11,20 +11,12 @@ from typing import Any, TypeVar
 
 import pagerduty
 
+from handlers.pagerduty_events import trigger_event
 from orchestrator.actions import Action, ActionResult
 
 T = TypeVar("T")
 
 TRIGGER = "pagerduty.trigger"
-MAX_SUMMARY = 1024  # PagerDuty refuses a longer payload.summary
-DEFAULT_SOURCE = "incident-orchestrator"
-SEVERITIES = {
-    "SEV1": "critical",
-    "SEV2": "error",
-    "SEV3": "warning",
-    "SEV4": "info",
-    "SEV5": "info",
-}
 # Statuses worth another try later: the request may well succeed once PagerDuty recovers.
 RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -63,10 +55,6 @@ def _single_attempt(client: pagerduty.ApiClient, timeout: float) -> None:
     client.max_network_attempts = 0
     # Declared int by the client, but handed straight to httpx2, which takes any seconds.
     client.timeout = timeout  # type: ignore[assignment]
-
-
-def _truncate(text: str, limit: int = MAX_SUMMARY) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _vendor_message(response: Any) -> str:
@@ -223,7 +211,25 @@ class PagerDutyHandler:
                 data["oncall"] = await self.oncall(service_name)
             except OnCallLookupError as err:
                 data["oncall_error"] = str(err)
+        if self._rest is not None:
+            data |= await self._incident_link(str(sent))
         return ActionResult.success(detail, **data)
+
+    async def _incident_link(self, dedup_key: str) -> dict[str, str]:
+        """The PagerDuty incident's id and page, for the Slack bookmark. Best effort: PagerDuty
+        creates incidents asynchronously, and a page must not fail over a missing link."""
+        rest = self._rest
+        assert rest is not None
+        try:
+            found = await self._call(
+                f"find incident {dedup_key}",
+                lambda: rest.list_all("incidents", params={"incident_key": dedup_key}),
+            )
+        except _FailureError:
+            return {}
+        if not found:
+            return {}
+        return {"incident_id": str(found[-1]["id"]), "incident_url": str(found[-1]["html_url"])}
 
     async def oncall(self, service: str) -> list[dict[str, Any]]:
         """Who is on call now for the service's escalation policy, lowest level first, as
@@ -352,49 +358,3 @@ def paged_keys(action: Action) -> list[tuple[str, str]]:
         if done.name == TRIGGER and done.result.get("dedup_key")
     ]
     return _unique(found)
-
-
-def trigger_event(action: Action) -> dict[str, Any]:
-    """The Events API v2 fields of a trigger (payload, links) built from the action and the
-    incident snapshot it carries."""
-    params = action.params
-    incident: Mapping[str, Any] = params.get("incident") or {}
-    labels: Mapping[str, Any] = incident.get("labels") or {}
-    severity = str(incident.get("severity", ""))
-    service = str(incident.get("service") or "")
-    summary = str(params.get("summary") or incident.get("title") or "")
-    summary = summary.strip() or f"Incident #{action.incident_number}"
-    details: dict[str, Any] = {
-        "incident": incident.get("number", action.incident_number),
-        "severity": severity,
-        "urgency": params.get("urgency", "high"),
-        "playbook": incident.get("playbook", ""),
-        "labels": dict(labels),
-    }
-    if action.is_drill:
-        details["drill"] = True
-    if params.get("render_errors"):
-        details["render_errors"] = params["render_errors"]
-    payload: dict[str, Any] = {
-        "summary": _truncate(summary),
-        "source": service or DEFAULT_SOURCE,
-        # A snapshot without a known SEV still pages: loudly rather than quietly.
-        "severity": SEVERITIES.get(severity, "critical"),
-        "custom_details": details,
-    }
-    optional = {
-        "component": labels.get("component") or service,
-        "group": incident.get("team"),
-        "class": labels.get("alertname"),
-    }
-    payload.update({field: str(value) for field, value in optional.items() if value})
-    links = []
-    if incident.get("runbook"):
-        links.append({"href": str(incident["runbook"]), "text": "Runbook"})
-    channel_url = action.latest_result("slack.open_channel", "channel_url")
-    if channel_url:
-        links.append({"href": str(channel_url), "text": "Slack channel"})
-    event: dict[str, Any] = {"payload": payload}
-    if links:
-        event["links"] = links
-    return event

@@ -142,6 +142,9 @@ async def test_a_trigger_opens_one_incident_with_the_mapped_fields(
     assert result.data["service"] == "data-oncall"
     assert fake.incidents_created == 1
     incident = fake.incidents["orch-7:0:trigger:0"]
+    # Its page, for the Slack bookmark.
+    assert result.data["incident_id"] == incident.id
+    assert result.data["incident_url"].endswith(f"/incidents/{incident.id}")
     assert (incident.summary, incident.severity, incident.source) == (
         "orders-db: database unavailable",
         "critical",
