@@ -3,6 +3,7 @@ pipeline events with the Slack user as actor. Forged, stale or replayed requests
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import OrderedDict
@@ -114,10 +115,30 @@ class SlackResponder:
     note_reaction: str = "pushpin"
     fetch_message: Callable[[str, str], Awaitable[str | None]] | None = None
     http: httpx.AsyncClient | None = None
+    answer_within: float = 2.5  # seconds; Slack waits 3
     _events_seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _late: set[asyncio.Future[None]] = field(default_factory=set)  # answers still coming
 
     async def command(self, form: Mapping[str, str]) -> dict[str, Any]:
-        """A slash command; the answer goes back to the one who typed it (ephemeral)."""
+        """A slash command; the answer goes back to the one who typed it (ephemeral).
+
+        Slack gives up on an answer after 3 seconds. Should the store be slow (a long batch
+        holding SQLite's lock), the command still completes, and its answer follows through
+        the response_url instead."""
+        work = asyncio.ensure_future(self._command(form))
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), self.answer_within)
+        except TimeoutError:
+            late = asyncio.create_task(self._answer_late(work, form.get("response_url", "")))
+            self._late.add(late)
+            late.add_done_callback(self._late.discard)
+            return {"response_type": "ephemeral", "text": "Working on it; the answer follows."}
+
+    async def _answer_late(self, work: asyncio.Future[dict[str, Any]], response_url: str) -> None:
+        answer = await work
+        await self._reply(response_url, str(answer["text"]))
+
+    async def _command(self, form: Mapping[str, str]) -> dict[str, Any]:
         user, channel = form.get("user_id", ""), form.get("channel_id", "")
         actor = Actor(ActorKind.SLACK, user, form.get("user_name", ""))
         try:
@@ -128,7 +149,16 @@ class SlackResponder:
         return {"response_type": "ephemeral", "text": text}
 
     async def interaction(self, payload: Mapping[str, Any]) -> None:
-        """A button on the incident summary; refusals go back through the response_url."""
+        """A button on the incident summary; refusals go back through the response_url.
+        Returns within `answer_within` seconds even if the work goes on afterwards."""
+        work = asyncio.ensure_future(self._interaction(payload))
+        try:
+            await asyncio.wait_for(asyncio.shield(work), self.answer_within)
+        except TimeoutError:
+            self._late.add(work)
+            work.add_done_callback(self._late.discard)
+
+    async def _interaction(self, payload: Mapping[str, Any]) -> None:
         if payload.get("type") != "block_actions":
             return
         user = payload.get("user", {})

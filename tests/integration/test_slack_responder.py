@@ -3,6 +3,7 @@ forged, stale and replayed requests do not."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -19,6 +20,8 @@ from orchestrator.actions import ActionResult
 from orchestrator.app import route_handlers
 from orchestrator.clock import ManualClock
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.incident.engine import Decision
+from orchestrator.incident.events import Event
 from orchestrator.incident.model import ActorKind, Status
 from orchestrator.ingest.slack import Authorization, RequestGuard, SlackResponder, slack_routes
 from orchestrator.pipeline import Pipeline
@@ -89,7 +92,13 @@ async def world(tmp_path: Path) -> AsyncIterator[dict[str, object]]:
     app = Starlette(routes=slack_routes(responder, RequestGuard(SECRET, clock)))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://slack")
     try:
-        yield {"clock": clock, "store": store, "client": client, "replies": replies}
+        yield {
+            "clock": clock,
+            "store": store,
+            "client": client,
+            "replies": replies,
+            "responder": responder,
+        }
     finally:
         await client.aclose()
         await http.aclose()
@@ -299,3 +308,34 @@ async def test_declare_opens_an_incident(world: dict[str, object]) -> None:
         "SEV2",
         "declared-incident",
     )
+
+
+async def test_a_slow_store_still_answers_slack_in_time(world: dict[str, object]) -> None:
+    """Slack waits 3 s for an answer: a command that takes longer answers "working on it"
+    at once, finishes anyway, and sends its real answer through the response_url."""
+    responder = world["responder"]
+    assert isinstance(responder, SlackResponder)
+    responder.answer_within = 0.05
+    released = asyncio.Event()
+    apply = responder.pipeline.apply
+
+    async def slow_apply(number: int, event: Event) -> Decision:
+        await released.wait()
+        return await apply(number, event)
+
+    responder.pipeline.apply = slow_apply  # type: ignore[method-assign]
+    answer = await post(world, "/slack/commands", command("ack"))
+    assert answer.json() == {
+        "response_type": "ephemeral",
+        "text": "Working on it; the answer follows.",
+    }
+    released.set()
+    replies = world["replies"]
+    assert isinstance(replies, Replies)
+    async with asyncio.timeout(5):
+        while not replies.posted:  # noqa: ASYNC110 - the late answer arrives over HTTP
+            await asyncio.sleep(0.01)
+    assert replies.posted == [{"response_type": "ephemeral", "text": "Done: ack on #1."}]
+    incident = await store_of(world).get_incident(1)
+    assert incident is not None
+    assert incident.status is Status.ACKNOWLEDGED
