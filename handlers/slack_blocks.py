@@ -87,9 +87,9 @@ def commander(incident: Mapping[str, Any]) -> str:
     return f"<@{who}>" if SLACK_USER.fullmatch(who) else fit(who, 200)
 
 
-def declared(incident: Mapping[str, Any]) -> str:
+def declared(incident: Mapping[str, Any], field: str = "declared_at") -> str:
     """A Slack date, shown in each reader's own time zone, with the ISO time as fallback."""
-    raw = str(incident.get("declared_at") or "")
+    raw = str(incident.get(field) or "")
     try:
         when = dt.datetime.fromisoformat(raw)
     except ValueError:
@@ -124,6 +124,13 @@ def summary_blocks(incident: Mapping[str, Any], drill: bool) -> list[Block]:
         _field("Service", fit(incident.get("service") or "unknown", 200)),
         _field("Declared", declared(incident)),
     ]
+    if "next_escalation" in incident:  # the snapshot knows the escalation timers
+        due = incident.get("next_escalation")
+        fields.append(
+            _field(
+                "Next escalation", declared(incident, "next_escalation") if due else "none pending"
+            )
+        )
     blocks.append({"type": "section", "fields": fields})
     if summary := str(incident.get("summary") or "").strip():
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": fit(summary, 2900)}})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from orchestrator.actions import Action
 from orchestrator.clock import Clock
 from orchestrator.incident.engine import Decision, TransitionError, decide, open_incident
 from orchestrator.incident.events import AlertReceived, Event, TimerFired
@@ -315,13 +316,45 @@ class Pipeline:
         if self.publish_events:
             # In the decision's transaction: a rolled-back decision publishes nothing.
             actions += lifecycle_events(incident, entries, now)
-        if self.refresh_slack_summary and not new:
-            playbook = self._playbook_for(incident)
-            context = context_for(incident, playbook, None, now)
-            actions += summary_refresh(
-                incident, entries, incident_facts(incident, playbook, context)
-            )
+        if self.refresh_slack_summary:
+            actions = self._show_escalation(tx, decision, incident, entries, actions, now, new)
         tx.queue_actions(actions, now)
+
+    def _show_escalation(
+        self,
+        tx: SyncTransaction,
+        decision: Decision,
+        incident: Incident,
+        entries: list[EntryDraft],
+        actions: list[Action],
+        now: dt.datetime,
+        new: bool,
+    ) -> list[Action]:
+        """The pinned Slack summary shows when the next escalation is due: a new incident's
+        channel opens knowing it, and each state change refreshes the summary with it."""
+        if new:
+            due = _next_escalation(decision.timers)
+            return [_noting(action, due) for action in actions]
+        playbook = self._playbook_for(incident)
+        facts = incident_facts(incident, playbook, context_for(incident, playbook, None, now))
+        refresh = summary_refresh(incident, entries, facts)
+        if refresh:
+            pending = tx.pending_timers(incident.number, TimerKind.ESCALATION.value)
+            refresh = [_noting(action, _next_escalation(pending)) for action in refresh]
+        return actions + refresh
+
+
+def _next_escalation(timers: Iterable[Timer]) -> dt.datetime | None:
+    due = [t.due_at for t in timers if t.kind == TimerKind.ESCALATION.value]
+    return min(due) if due else None
+
+
+def _noting(action: Action, due: dt.datetime | None) -> Action:
+    """The action's incident snapshot, plus the next escalation (None: nothing pending)."""
+    if "incident" not in action.params or not action.name.startswith("slack."):
+        return action
+    incident = {**action.params["incident"], "next_escalation": due.isoformat() if due else None}
+    return dataclasses.replace(action, params={**action.params, "incident": incident})
 
 
 def bare_playbook(name: str) -> Playbook:

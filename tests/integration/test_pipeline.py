@@ -418,8 +418,14 @@ async def test_state_changes_refresh_the_pinned_slack_summary(
         refresh_slack_summary=True,
     )
     await pipeline.ingest_bytes(db_alert(), "test")
-    opened = {item.action.key for item in await store.list_actions(1)}
+    first = await store.list_actions(1)
+    opened = {item.action.key for item in first}
     assert not any(":summary:" in key for key in opened)  # the channel opens with a summary
+    (channel,) = [i.action for i in first if i.action.name == "slack.open_channel"]
+    due = (T0 + dt.timedelta(minutes=5)).isoformat()
+    assert channel.params["incident"]["next_escalation"] == due  # shown in that summary
+    paged = next(i.action for i in first if i.action.name == "pagerduty.trigger")
+    assert "next_escalation" not in paged.params["incident"]
 
     await pipeline.apply(1, NoteAdded("looking at replicas", ALICE))  # no state change
     await pipeline.apply(1, StatusChange(Status.ACKNOWLEDGED, ALICE))
@@ -430,6 +436,7 @@ async def test_state_changes_refresh_the_pinned_slack_summary(
     summaries = [a for a in refreshes if a.name == "slack.update_summary"]
     assert [a.key for a in summaries] == ["1:summary:2", "1:summary:3"]
     assert summaries[0].params["incident"]["status"] == "acknowledged"
+    assert summaries[0].params["incident"]["next_escalation"] is None  # ack cancelled it
     assert summaries[1].params["incident"]["commander"] == "U042"
 
 

@@ -353,7 +353,13 @@ async def test_update_summary_edits_the_pinned_message(
     fake: FakeSlack, handler: SlackHandler
 ) -> None:
     first = await handler.deliver(open_channel())
-    later = snapshot(status="acknowledged", severity="SEV2", commander="U0CMDR", title="renamed")
+    later = snapshot(
+        status="acknowledged",
+        severity="SEV2",
+        commander="U0CMDR",
+        title="renamed",
+        next_escalation="2026-03-01T12:15:00+00:00",
+    )
     refresh = action("slack.update_summary", "1:summary:2", (opened(first),), incident=later)
     result = await handler.deliver(refresh)
     assert result.ok, result.detail
@@ -363,6 +369,7 @@ async def test_update_summary_edits_the_pinned_message(
     shown = json.dumps(summary.blocks)
     assert "*Status*\\nacknowledged" in shown
     assert "*Commander*\\n<@U0CMDR>" in shown
+    assert "*Next escalation*\\n<!date^" in shown  # in each reader's time zone
     assert fake.pins[first.data["channel_id"]] == [summary.ts]
     no_channel = await handler.deliver(action("slack.update_summary", "1:summary:2"))
     assert (no_channel.ok, no_channel.detail) == (True, "no incident channel to update")
