@@ -28,6 +28,7 @@ class PagerDutyService:
 
     routing_key: str
     escalation_policy: str | None = None
+    schedule: str | None = None  # or whose on-call rotation to look up instead of a policy
 
 
 class OnCallLookupError(RuntimeError):
@@ -204,7 +205,7 @@ class PagerDutyHandler:
         )
         detail = f"paged {service_name} (dedup key {sent})"
         data: dict[str, Any] = {"dedup_key": sent, "service": service_name}
-        if self._rest is not None and service.escalation_policy:
+        if self._rest is not None and (service.escalation_policy or service.schedule):
             # Who was on call at page time is audit evidence; failing to learn it must not
             # fail (and so repeat) a page that went out.
             try:
@@ -237,13 +238,17 @@ class PagerDutyHandler:
 
         Raises OnCallLookupError for an unknown service or when PagerDuty cannot answer."""
         try:
-            policy = self._service(service).escalation_policy
+            known = self._service(service)
         except _FailureError as failed:
             raise OnCallLookupError(failed.result.detail) from None
         rest = self._rest
-        if rest is None or not policy:
+        if rest is None or not (known.escalation_policy or known.schedule):
             return []
-        params = {"escalation_policy_ids": [policy], "include": ["users"], "earliest": True}
+        params: dict[str, Any] = {"include": ["users"], "earliest": True}
+        if known.escalation_policy:
+            params["escalation_policy_ids"] = [known.escalation_policy]
+        else:
+            params["schedule_ids"] = [known.schedule]
         try:
             found = await self._call(
                 "the on-call lookup", lambda: rest.list_all("oncalls", params=params)

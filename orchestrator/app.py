@@ -85,7 +85,9 @@ def vendor_handlers(settings: Settings, clock: Clock | None = None) -> list[Acti
         pagerduty = PagerDutyHandler(
             {
                 name: PagerDutyService(
-                    service.routing_key.get_secret_value(), service.escalation_policy
+                    service.routing_key.get_secret_value(),
+                    service.escalation_policy,
+                    service.schedule,
                 )
                 for name, service in settings.pagerduty_services.items()
             },

@@ -21,6 +21,9 @@ class PagerDutyServiceSettings(BaseModel):
     escalation_policy: str | None = Field(
         None, description="its escalation policy id (P...), to look up who is on call"
     )
+    schedule: str | None = Field(
+        None, description="or a schedule id, when no escalation policy is given"
+    )
 
 
 class Settings(BaseSettings):

@@ -40,9 +40,9 @@ class Account:
         self.ada = fake.add_user("Ada Lovelace", "ada@example.com")
         self.grace = fake.add_user("Grace Hopper", "grace@example.com")
         self.linus = fake.add_user("Linus Torvalds", "linus@example.com")
-        primary = fake.add_schedule("Primary rotation")
+        self.primary = fake.add_schedule("Primary rotation")
         self.policy = fake.add_escalation_policy("Data", service_ids=(self.service,))
-        fake.set_oncall(self.policy, 1, self.ada, primary)
+        fake.set_oncall(self.policy, 1, self.ada, self.primary)
         fake.set_oncall(self.policy, 2, self.grace)
         fake.set_oncall(self.policy, 3, self.linus)
 
@@ -187,6 +187,19 @@ async def test_a_trigger_opens_one_incident_with_the_mapped_fields(
         "ada@example.com",
         "grace@example.com",
     ]
+    assert fake.violations == []
+
+
+async def test_on_call_by_schedule_when_no_policy_is_given(
+    fake: FakePagerDuty, served: Served, account: Account
+) -> None:
+    handler = make_handler(served, account)
+    handler.services["data-oncall"] = PagerDutyService(ROUTING_KEY, schedule=account.primary)
+    try:
+        people = await handler.oncall("data-oncall")
+    finally:
+        await handler.close()
+    assert [(p["level"], p["email"]) for p in people] == [(1, "ada@example.com")]
     assert fake.violations == []
 
 
