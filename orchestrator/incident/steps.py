@@ -82,14 +82,28 @@ def incident_facts(
         "runbook": playbook.runbook or "",
         "labels": dict(context.get("labels", {})),
         # Whom the playbook pages: the Slack handler invites these services' on-call people.
-        "pagerduty_services": sorted(
-            {
-                step.params.service
-                for step in playbook.on_trigger
-                if isinstance(step.params, PagerDutyTrigger)
-            }
-        ),
+        "pagerduty_services": list(paged_services(playbook)),
     }
+
+
+_PAGED: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def paged_services(playbook: Playbook) -> tuple[str, ...]:
+    """The PagerDuty services a playbook's trigger steps page; worked out once per playbook
+    version (the version is a hash of its content), since every action asks."""
+    key = (playbook.name, playbook.version)
+    if key not in _PAGED or not playbook.version:  # unversioned: built in code, not loaded
+        _PAGED[key] = tuple(
+            sorted(
+                {
+                    step.params.service
+                    for step in playbook.on_trigger
+                    if isinstance(step.params, PagerDutyTrigger)
+                }
+            )
+        )
+    return _PAGED[key]
 
 
 def render_or_keep(source: str, context: dict[str, Any], *, mrkdwn: bool) -> tuple[str, str]:
