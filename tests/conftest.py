@@ -1,4 +1,5 @@
-"""Shared test fixtures; for now the store backends every contract test runs against."""
+"""Shared test fixtures: the store backends every contract test runs against, the Kafka topic,
+and a clean proxy environment."""
 
 from __future__ import annotations
 
@@ -121,3 +122,11 @@ async def kafka_topic(kafka_bootstrap: str) -> AsyncIterator[str]:
         await admin.delete_topics([t for t in (name, f"{name}.dlq") if t in existing])
     finally:
         await admin.close()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """slack_sdk sends every request through a proxy named in the environment and ignores
+    NO_PROXY, which would send the tests' loopback calls to the fakes away."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)

@@ -41,7 +41,6 @@ ROUTING_KEY = "0123456789abcdef0123456789abcdef"
 ENQUEUE = "/v2/enqueue"
 RETRY_AFTER = 7
 RIGS = ["pagerduty", "slack", "recording"]
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 # One valid step per action in the vocabulary, so a playbook fails only on who delivers it.
 EXAMPLE_STEPS = {
     "pagerduty.trigger": "pagerduty.trigger: {service: data-oncall}",
@@ -260,13 +259,6 @@ async def open_rig(kind: str, tmp_path: Path, clock: ManualClock) -> AsyncIterat
         yield RecordingRig(RecordingHandler({"slack.post"}))
     else:
         raise ValueError(f"no rig for {kind!r}")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # slack_sdk sends every request through a proxy named in the environment, NO_PROXY or not.
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -42,15 +42,6 @@ from orchestrator.clock import ManualClock
 PEOPLE = [("alice", "alice@example.com"), ("bob", "bob@example.com")]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 SIGNED_AT = 1_795_000_000
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # slack_sdk routes every request through a proxy named in the environment and ignores
-    # NO_PROXY, which would send these loopback calls away from the fake.
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fakes.pagerduty import FakePagerDuty
 from fakes.pagerduty_webhooks import SIGNATURE_HEADER, sign
+from samples import db_alert as sample_alert
 from starlette.applications import Starlette
 
 from orchestrator.clock import ManualClock
@@ -27,19 +28,7 @@ OUR_KEY = "orch-1:0:trigger:0"
 
 
 def db_alert(service: str = "orders-db") -> bytes:
-    return json.dumps(
-        {
-            "labels": {
-                "alertname": "PostgresDown",
-                "env": "prod",
-                "service": service,
-                "cluster": "eu-west-1",
-                "severity": "critical",
-            },
-            "annotations": {"summary": f"{service} is down"},
-            "starts_at": T0.isoformat(),
-        }
-    ).encode()
+    return sample_alert(service, starts_at=T0)
 
 
 class PagerDuty:

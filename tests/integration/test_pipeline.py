@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from samples import db_alert as sample_alert
 
 from orchestrator.clock import ManualClock
 from orchestrator.incident.engine import TransitionError
@@ -260,19 +261,7 @@ async def test_apply_rejects_invalid_transitions(pipeline: Pipeline, store: SqlS
 
 
 def db_alert(service: str = "orders-db") -> bytes:
-    return json.dumps(
-        {
-            "labels": {
-                "alertname": "PostgresDown",
-                "env": "prod",
-                "service": service,
-                "cluster": "eu-west-1",
-                "severity": "critical",
-            },
-            "annotations": {"summary": f"{service} is down"},
-            "starts_at": T0.isoformat(),
-        }
-    ).encode()
+    return sample_alert(service, starts_at=T0)
 
 
 async def test_escalation_fires_after_five_minutes(

@@ -34,14 +34,6 @@ KEY = "1:0:trigger:1"
 MARKER = f"[incident-orchestrator {KEY}]"
 PD_URL = "https://acme.pagerduty.com/incidents/PABC123"
 RUNBOOK = "https://runbooks.example/db-down"
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # slack_sdk sends every request through a proxy named in the environment, NO_PROXY or not.
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from samples import db_alert as sample_alert
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 
@@ -36,20 +37,8 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0INCIDENT1"
 
 
-def db_alert() -> bytes:
-    return json.dumps(
-        {
-            "labels": {
-                "alertname": "PostgresDown",
-                "env": "prod",
-                "service": "orders-db",
-                "cluster": "eu-west-1",
-                "severity": "critical",
-            },
-            "annotations": {"summary": "orders-db is down"},
-            "starts_at": T0.isoformat(),
-        }
-    ).encode()
+def db_alert(service: str = "orders-db") -> bytes:
+    return sample_alert(service, starts_at=T0)
 
 
 class Replies:

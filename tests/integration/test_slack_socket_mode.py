@@ -24,15 +24,6 @@ from orchestrator.pipeline import Pipeline
 from orchestrator.store.sql import SqlStore
 from orchestrator.timeline import Kind
 
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # slack_sdk and httpx would send these loopback calls through a proxy from the environment.
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
 
 @pytest.fixture
 def fake(clock: ManualClock) -> FakeSlack:

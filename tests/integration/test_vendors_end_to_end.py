@@ -265,9 +265,3 @@ async def _advance_retries(world: World) -> None:
 
     await asyncio.to_thread(write)
     await asyncio.sleep(0.1)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)

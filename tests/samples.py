@@ -1,0 +1,23 @@
+"""Sample inputs several test modules share."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+
+def db_alert(service: str = "orders-db", *, starts_at: dt.datetime) -> bytes:
+    """A critical PostgresDown in production: what the shipped database playbook takes."""
+    return json.dumps(
+        {
+            "labels": {
+                "alertname": "PostgresDown",
+                "env": "prod",
+                "service": service,
+                "cluster": "eu-west-1",
+                "severity": "critical",
+            },
+            "annotations": {"summary": f"{service} is down"},
+            "starts_at": starts_at.isoformat(),
+        }
+    ).encode()
