@@ -241,22 +241,36 @@ class Pipeline:
 
     async def fire_timer(self, timer: Timer) -> Decision | None:
         """Turns a due timer into a TimerFired decision; marks it fired in the same transaction."""
+        (decision,) = await self.fire_timers([timer])
+        return decision
+
+    async def fire_timers(self, timers: Sequence[Timer]) -> list[Decision | None]:
+        """Fires several timers in ONE transaction, in the order given, each marked fired with
+        its decision. None for a timer already fired or cancelled (another claimer won)."""
         now = self.clock.now()
 
-        def fire(tx: SyncTransaction) -> Decision | None:
-            if not tx.mark_timer_fired(timer.key, now):
-                return None  # already fired or cancelled: another claimer got there first
-            incident = tx.get_incident_for_update(timer.incident_number)
-            if incident is None:
-                return None
-            event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))
-            decision = decide(incident, event, self._playbook_for(incident), now)
-            self._persist(tx, decision, now, new=False)
-            return decision
+        def fire(tx: SyncTransaction) -> list[Decision | None]:
+            return [self._fire(tx, timer, now) for timer in timers]
 
-        decision = await self.store.run(fire)
-        if decision is not None:
-            self._on_commit()
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                decisions = await self.store.run(fire)
+            except ConcurrentUpdateError:
+                continue
+            if any(decisions):
+                self._on_commit()
+            return decisions
+        raise ConcurrentUpdateError("a batch of timers kept conflicting, gave up")
+
+    def _fire(self, tx: SyncTransaction, timer: Timer, now: dt.datetime) -> Decision | None:
+        if not tx.mark_timer_fired(timer.key, now):
+            return None  # already fired or cancelled: another claimer got there first
+        incident = tx.get_incident_for_update(timer.incident_number)
+        if incident is None:
+            return None
+        event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))
+        decision = decide(incident, event, self._playbook_for(incident), now)
+        self._persist(tx, decision, now, new=False)
         return decision
 
     async def escalate(self, number: int, actor: Actor, reason: str = "") -> Decision:

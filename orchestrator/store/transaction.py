@@ -328,7 +328,8 @@ class SqlTransaction:
         return [rows.timer_from_row(row) for row in self._conn.execute(query).mappings()]
 
     def mark_timer_fired(self, key: str, now: dt.datetime) -> bool:
-        self.flush()
+        # No flush: the timer was claimed from the table, so it is not among the held inserts,
+        # and cancellations are written at once.
         result = self._conn.execute(_TIMER_FIRED, {"where_key": key, "fired_at": now})
         return result.rowcount == 1
 
