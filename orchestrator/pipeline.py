@@ -13,6 +13,7 @@ from orchestrator.incident.engine import Decision, TransitionError, decide, open
 from orchestrator.incident.events import AlertReceived, Event, TimerFired
 from orchestrator.incident.grouping import Route, group_key, route
 from orchestrator.incident.model import Actor, ActorKind, Incident
+from orchestrator.incident.policy import PolicyDefaults
 from orchestrator.incident.steps import context_for, incident_facts
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
@@ -88,11 +89,14 @@ class Pipeline:
         on_commit: Callable[[], None] | None = None,
         publish_events: bool = False,
         refresh_slack_summary: bool = False,
+        policy_defaults: PolicyDefaults | None = None,
     ) -> None:
         self.store = store
         self.playbooks = playbooks
         self.clock = clock
         self.is_drill = is_drill
+        # What a playbook without an escalation policy escalates with (SPEC §8).
+        self.policy_defaults = policy_defaults or PolicyDefaults()
         self.publish_events = publish_events
         self.refresh_slack_summary = refresh_slack_summary
         self._on_commit = on_commit or (lambda: None)
@@ -199,7 +203,9 @@ class Pipeline:
             return Outcome(alert.id, Disposition.ORPHANED, playbook.name)
         if where is Route.OPEN:
             number = tx.allocate_incident_number()
-            decision = open_incident(number, alert, playbook, now, is_drill=self.is_drill)
+            decision = open_incident(
+                number, alert, playbook, now, is_drill=self.is_drill, defaults=self.policy_defaults
+            )
             self._persist(tx, decision, now, new=True)
             return Outcome(
                 alert.id, Disposition.OPENED, playbook.name, number, len(decision.actions)
@@ -250,6 +256,11 @@ class Pipeline:
         now = self.clock.now()
 
         def fire(tx: SyncTransaction) -> list[Decision | None]:
+            # Lock the incidents first, in number order, as every writer does: replicas firing
+            # overlapping batches (and an ack cancelling timers) then queue instead of
+            # deadlocking. The timers still fire in the order given.
+            for number in sorted({timer.incident_number for timer in timers}):
+                tx.get_incident_for_update(number)
             return [self._fire(tx, timer, now) for timer in timers]
 
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -263,9 +274,9 @@ class Pipeline:
         raise ConcurrentUpdateError("a batch of timers kept conflicting, gave up")
 
     def _fire(self, tx: SyncTransaction, timer: Timer, now: dt.datetime) -> Decision | None:
+        incident = tx.get_incident_for_update(timer.incident_number)
         if not tx.mark_timer_fired(timer.key, now):
             return None  # already fired or cancelled: another claimer got there first
-        incident = tx.get_incident_for_update(timer.incident_number)
         if incident is None:
             return None
         event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 
 from orchestrator.clock import Clock
 from orchestrator.pipeline import Pipeline
 from orchestrator.store.protocols import Store
+
+log = logging.getLogger(__name__)
 
 
 class TimerService:
@@ -38,7 +41,16 @@ class TimerService:
         return fired
 
     async def run_forever(self, stop: asyncio.Event, poll: float = 1.0) -> None:
+        failures = 0
         while not stop.is_set():
-            await self.fire_due()
+            try:
+                await self.fire_due()
+                failures = 0
+            except Exception:
+                # The store is down or contended: the timers are safe in it, so wait and try
+                # again rather than stop escalating. A long outage shows up as overdue timers.
+                failures += 1
+                log.exception("firing due timers failed (%d in a row)", failures)
+            wait = poll if not failures else min(30.0, poll * 2**failures)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=poll)
+                await asyncio.wait_for(stop.wait(), timeout=wait)

@@ -31,6 +31,7 @@ from orchestrator.store.engine import (
 )
 from orchestrator.store.protocols import (
     AlertRecord,
+    ConcurrentUpdateError,
     DeadLetter,
     OutboxItem,
     OutboxStatus,
@@ -110,11 +111,18 @@ class SqlStore:
             return await self._in_worker(self._transactional, work, write)
 
     def _transactional(self, work: Callable[[Connection], T], write: bool) -> T:
-        with self.engine.connect() as conn:
-            if write:
-                conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                return work(conn)
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    return work(conn)
+        except sa.exc.DBAPIError as err:
+            # PostgreSQL gave up on this transaction to let another through: nothing was
+            # written, and doing it again is the cure, so callers retry it like a conflict.
+            if getattr(err.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+                raise ConcurrentUpdateError(f"the database asked for a retry: {err.orig}") from err
+            raise
 
     @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
@@ -369,6 +377,9 @@ def _claim(
             .values(claimed_until=now + lease)
         )
     return found
+
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 
 
 def _flushed(work: Callable[[SqlTransaction], T], transaction: SqlTransaction) -> T:
