@@ -15,12 +15,14 @@ from handlers.slack import SlackHandler
 from orchestrator.actions import ActionHandler
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.incident.policy import PolicyDefaults
 from orchestrator.ingest.callbacks import vendor_ssl
 from orchestrator.ingest.kafka import KafkaEventPublisher
 from orchestrator.lifecycle import PUBLISH_EVENT, REFRESH_SUMMARY
 from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.playbook.loader import load_playbooks
+from orchestrator.playbook.model import BusinessHours
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.settings import Settings
 from orchestrator.store.sql import SqlStore
@@ -113,6 +115,21 @@ def vendor_handlers(settings: Settings, clock: Clock | None = None) -> list[Acti
     return chosen
 
 
+def policy_defaults(settings: Settings) -> PolicyDefaults:
+    commander = settings.incident_commander_service
+    if commander and settings.pagerduty_services and commander not in settings.pagerduty_services:
+        known = ", ".join(sorted(settings.pagerduty_services))
+        raise ConfigurationError(
+            f"ORCH_INCIDENT_COMMANDER_SERVICE: {commander!r} is not in "
+            f"ORCH_PAGERDUTY_SERVICES ({known})"
+        )
+    try:
+        hours = BusinessHours(timezone=settings.business_hours_timezone)
+    except ValueError as err:
+        raise ConfigurationError(f"ORCH_BUSINESS_HOURS_TIMEZONE: {err}") from None
+    return PolicyDefaults(business_hours=hours, commander_service=commander)
+
+
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
@@ -160,5 +177,6 @@ async def build_app(
         on_commit=dispatcher.wake,
         publish_events=publish_events,
         refresh_slack_summary=REFRESH_SUMMARY in routes,
+        policy_defaults=policy_defaults(settings),
     )
     return App(settings, clock, store, playbooks, pipeline, dispatcher, routes)

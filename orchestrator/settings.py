@@ -104,6 +104,14 @@ class Settings(BaseSettings):
         pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
         description="prefix of our dedup keys; distinct per deployment sharing an account",
     )
+    incident_commander_service: str | None = Field(
+        None,
+        description="PagerDuty service (a name in ORCH_PAGERDUTY_SERVICES) that pages the "
+        "incident commander when a major incident (SEV1, SEV2) escalates by default",
+    )
+    business_hours_timezone: str = Field(
+        "UTC", description="time zone of the default business hours (SEV3 escalates in them)"
+    )
     vendor_ca_file: Path | None = Field(
         None, description="PEM bundle to trust for Slack/PagerDuty HTTPS (a proxy's CA)"
     )

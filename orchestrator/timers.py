@@ -16,6 +16,7 @@ class TimerStatus(StrEnum):
 class TimerKind(StrEnum):
     ESCALATION = "escalation"
     ACK_TIMEOUT = "ack_timeout"
+    REMINDER = "reminder"  # no status update for a while: nudge the responders
 
 
 @dataclass(frozen=True)

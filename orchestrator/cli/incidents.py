@@ -28,7 +28,8 @@ from orchestrator.incident.events import (
     SeverityChanged,
     StatusChange,
 )
-from orchestrator.incident.model import Actor, ActorKind, Severity, Status
+from orchestrator.incident.model import Actor, ActorKind, Incident, Severity, Status
+from orchestrator.incident.policy import EscalationPolicy
 from orchestrator.pipeline import IncidentNotFoundError
 from orchestrator.store.protocols import DeadLetter
 
@@ -89,6 +90,7 @@ def show(ctx: typer.Context, number: Number, json: JsonFlag = False) -> None:
             ("group", incident.group_key),
             ("service / team", f"{incident.service or '—'} / {incident.team or '—'}"),
             ("commander", incident.commander or "—"),
+            ("escalation policy", _policy_line(incident)),
             ("declared", when(incident.declared_at)),
             ("acknowledged", when(incident.acknowledged_at)),
             ("mitigated", when(incident.mitigated_at)),
@@ -126,6 +128,13 @@ def timeline(ctx: typer.Context, number: Number, json: JsonFlag = False) -> None
             console.print(timeline_table(number, entries))
 
     run(go())
+
+
+def _policy_line(incident: Incident) -> str:
+    """The snapshot it escalates by; incidents from before snapshots follow their playbook."""
+    if not incident.policy:
+        return "its playbook's current policy"
+    return EscalationPolicy.model_validate(incident.policy).describe()
 
 
 def _actor(name: str | None) -> Actor:

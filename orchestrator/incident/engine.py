@@ -25,6 +25,15 @@ from orchestrator.incident.model import (
     Incident,
     Status,
 )
+from orchestrator.incident.policy import (
+    PolicyDefaults,
+    ack_timeout_timer,
+    escalation_timer,
+    ladder_id,
+    policy_of,
+    reminder_timer,
+    snapshot,
+)
 from orchestrator.incident.steps import context_for, render_or_keep, render_steps
 from orchestrator.ingest.alert import Alert, AlertStatus
 from orchestrator.playbook.model import Playbook
@@ -107,49 +116,6 @@ def _timer_entries(timers: list[Timer], actor: Actor, now: dt.datetime) -> list[
     ]
 
 
-def escalation_timer(
-    incident: Incident, playbook: Playbook, round_: int, level: int, round_start: dt.datetime
-) -> list[Timer]:
-    policy = playbook.escalation
-    if policy is None or level >= len(policy.levels):
-        return []
-    due = round_start + policy.levels[level].after
-    return [
-        Timer(
-            key=f"{incident.number}:{incident.cycle}:esc:{ladder_id(round_start)}.{round_}.{level}",
-            incident_number=incident.number,
-            kind=TimerKind.ESCALATION.value,
-            due_at=due,
-            payload={
-                "cycle": incident.cycle,
-                "round": round_,
-                "level": level,
-                "round_start": round_start.isoformat(),
-            },
-        )
-    ]
-
-
-def ladder_id(round_start: dt.datetime) -> str:
-    """Names one run of the escalation ladder by when it started, so a ladder restarted after an
-    ack timeout gets new timer and action keys instead of colliding with the first run's."""
-    return round_start.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S")
-
-
-def ack_timeout_timer(incident: Incident, playbook: Playbook, now: dt.datetime) -> list[Timer]:
-    if playbook.ack_timeout is None:
-        return []
-    return [
-        Timer(
-            key=f"{incident.number}:{incident.cycle}:ack_timeout:{ladder_id(now)}",
-            incident_number=incident.number,
-            kind=TimerKind.ACK_TIMEOUT.value,
-            due_at=now + playbook.ack_timeout,
-            payload={"cycle": incident.cycle},
-        )
-    ]
-
-
 def _finish(
     incident: Incident,
     now: dt.datetime,
@@ -171,10 +137,18 @@ def _finish(
 
 
 def open_incident(
-    number: int, alert: Alert, playbook: Playbook, now: dt.datetime, *, is_drill: bool = False
+    number: int,
+    alert: Alert,
+    playbook: Playbook,
+    now: dt.datetime,
+    *,
+    is_drill: bool = False,
+    defaults: PolicyDefaults | None = None,
 ) -> Decision:
-    """A new incident for a firing alert that matched `playbook` and joined nothing open."""
+    """A new incident for a firing alert that matched `playbook` and joined nothing open. It
+    takes a snapshot of its escalation policy now; later playbook edits do not change it."""
     severity = playbook.severity_for(alert.labels)
+    policy = snapshot(playbook, severity, defaults or PolicyDefaults())
     incident = Incident(
         number=number,
         title="",
@@ -191,6 +165,7 @@ def open_incident(
         team=playbook.owner,
         is_drill=is_drill,
         firing=frozenset({alert.fingerprint}),
+        policy=policy.as_json(),
     )
     context = context_for(incident, playbook, alert, now)
     title, title_error = render_or_keep(playbook.title, context, mrkdwn=False)
@@ -220,7 +195,7 @@ def open_incident(
         playbook=playbook,
         context=context,
     )
-    timers = escalation_timer(incident, playbook, 0, 0, now)
+    timers = escalation_timer(incident, policy, 0, 0, now) + reminder_timer(incident, policy, now)
     return _finish(incident, now, actor, [alert_entry(alert), triggered], actions, timers)
 
 
@@ -234,11 +209,12 @@ def decide(incident: Incident, event: Event, playbook: Playbook, now: dt.datetim
         if not event.text.strip():
             raise TransitionError("a note needs some text")
         entry = EntryDraft(Kind.NOTE, event.actor, event.occurred_at or now, {"text": event.text})
-        return Decision(dataclasses.replace(incident, updated_at=now), (entry,))
+        noted = Decision(dataclasses.replace(incident, updated_at=now), (entry,))
+        return _status_update(noted, playbook, now)
     if isinstance(event, SeverityChanged):
-        return _on_severity(incident, event, now)
+        return _status_update(_on_severity(incident, event, now), playbook, now)
     if isinstance(event, CommanderAssigned):
-        return _on_commander(incident, event, now)
+        return _status_update(_on_commander(incident, event, now), playbook, now)
     return _on_timer(incident, event, playbook, now)
 
 
@@ -340,7 +316,7 @@ def _on_status(
     step_id = VERBS[target]
     if target is Status.ACKNOWLEDGED:
         changes["acknowledged_at"] = incident.acknowledged_at or now
-        cancel = frozenset({TimerKind.ESCALATION.value})
+        cancel = frozenset({TimerKind.ESCALATION.value, TimerKind.REMINDER.value})
     elif target is Status.MITIGATED:
         changes["mitigated_at"] = now
         cancel = ALL_TIMER_KINDS
@@ -357,16 +333,19 @@ def _on_status(
         cancel = ALL_TIMER_KINDS
     updated = _bump(incident, now, **changes)
     context = context_for(updated, playbook, alert, now)
+    policy = policy_of(incident, playbook)
     if target is Status.ACKNOWLEDGED:
         steps = playbook.on_acknowledge
-        timers = ack_timeout_timer(updated, playbook, now)
+        timers = ack_timeout_timer(updated, policy, now)
     elif target is Status.RESOLVED:
         steps = playbook.on_resolve
     elif target is Status.TRIGGERED:
+        # Reopening restarts the policy the incident triggered with.
         steps = playbook.on_trigger if playbook.on_reopen is None else playbook.on_reopen
-        timers = escalation_timer(updated, playbook, 0, 0, now)
+        timers = escalation_timer(updated, policy, 0, 0, now)
     else:
         steps = []
+    timers += reminder_timer(updated, policy, now)  # a status change is a status update
     actions = render_steps(
         steps, step_id=step_id, incident=updated, playbook=playbook, context=context
     )
@@ -420,21 +399,24 @@ def _on_timer(
                 "reason": "acknowledged but not mitigated in time",
             },
         )
+        policy = policy_of(incident, playbook)
         actions = render_steps(
-            playbook.ack_timeout_steps(),
+            policy.on_ack_timeout,
             step_id=f"ack_timeout:{ladder_id(now)}",
             incident=updated,
             playbook=playbook,
             context=context_for(updated, playbook, None, now),
         )
-        timers = escalation_timer(updated, playbook, 0, 0, now)
+        timers = escalation_timer(updated, policy, 0, 0, now)
         return _finish(updated, now, actor, [fired, entry], actions, timers)
+    if event.kind == TimerKind.REMINDER.value:
+        return _remind(incident, playbook, now, fired)
     if incident.status is not Status.TRIGGERED:
         return _skip(incident, event, now, f"the incident is {incident.status.value}")
-    policy = playbook.escalation
+    policy = policy_of(incident, playbook)
     round_, level = int(event.payload["round"]), int(event.payload["level"])
-    if policy is None or level >= len(policy.levels):
-        return _skip(incident, event, now, "the playbook no longer has this escalation level")
+    if level >= len(policy.levels):
+        return _skip(incident, event, now, "its escalation policy has no such level")
     round_start = dt.datetime.fromisoformat(str(event.payload["round_start"]))
     actions = render_steps(
         policy.levels[level].do,
@@ -444,9 +426,46 @@ def _on_timer(
         context=context_for(incident, playbook, None, now),
     )
     if level + 1 < len(policy.levels):
-        timers = escalation_timer(incident, playbook, round_, level + 1, round_start)
+        timers = escalation_timer(incident, policy, round_, level + 1, round_start)
     elif round_ < policy.repeat:
-        timers = escalation_timer(incident, playbook, round_ + 1, 0, event.due_at)
+        timers = escalation_timer(incident, policy, round_ + 1, 0, event.due_at)
     else:
         timers = []
     return _finish(_bump(incident, now), now, actor, [fired], actions, timers)
+
+
+def _remind(
+    incident: Incident, playbook: Playbook, now: dt.datetime, fired: EntryDraft
+) -> Decision:
+    """Nobody posted a status update for a while: nudge, and wait as long again."""
+    policy = policy_of(incident, playbook)
+    if policy.reminder is None or not incident.status.is_open:
+        reason = f"the incident is {incident.status.value}" if policy.reminder else "no reminder"
+        timer_event = TimerFired(str(fired.data["key"]), TimerKind.REMINDER.value, now, {})
+        return _skip(incident, timer_event, now, reason)
+    updated = _bump(incident, now)
+    actions = render_steps(
+        policy.reminder.do,
+        step_id=f"reminder:{incident.revision}",
+        incident=updated,
+        playbook=playbook,
+        context=context_for(updated, playbook, None, now),
+    )
+    actor = Actor(ActorKind.SYSTEM, "timers")
+    return _finish(updated, now, actor, [fired], actions, reminder_timer(updated, policy, now))
+
+
+def _status_update(decision: Decision, playbook: Playbook, now: dt.datetime) -> Decision:
+    """A note, or a change of severity or commander, is a status update: the reminder starts
+    over from now."""
+    policy = policy_of(decision.incident, playbook)
+    timers = reminder_timer(decision.incident, policy, now)
+    if not timers:
+        return decision
+    actor = Actor(ActorKind.SYSTEM, "timers")
+    return dataclasses.replace(
+        decision,
+        entries=(*decision.entries, *_timer_entries(timers, actor, now)),
+        timers=(*decision.timers, *timers),
+        cancel_timer_kinds=decision.cancel_timer_kinds | {TimerKind.REMINDER.value},
+    )

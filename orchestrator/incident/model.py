@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Status(StrEnum):
@@ -122,3 +123,5 @@ class Incident:
     revision: int = 0
     links: dict[str, str] = field(default_factory=dict)
     commander: str = ""  # who runs the response: a Slack user id or a name
+    # The escalation policy taken when it triggered (incident.policy.EscalationPolicy as JSON).
+    policy: dict[str, Any] | None = None

@@ -265,4 +265,14 @@ def steps_with_locations(playbook: Playbook) -> list[tuple[tuple[int | str, ...]
         for level_index, level in enumerate(playbook.escalation.levels):
             for index, step in enumerate(level.do):
                 out.append((("escalation", "levels", level_index, "do", index), step.name))
+    if playbook.reminder is not None:
+        # Written or defaulted: a reminder without `do` posts to the incident channel.
+        where: tuple[int | str, ...] = ("reminder",)
+        for index, step in enumerate(playbook.reminder.do):
+            out.append(
+                (
+                    (*where, "do", index) if "do" in playbook.reminder.model_fields_set else where,
+                    step.name,
+                )
+            )
     return out

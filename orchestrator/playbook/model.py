@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -20,7 +21,7 @@ from pydantic import (
 )
 
 from orchestrator.incident.model import Severity, Status
-from orchestrator.playbook.actions import ActionStep
+from orchestrator.playbook.actions import ActionStep, SlackPostStep
 from orchestrator.playbook.durations import format_duration, parse_duration
 from orchestrator.playbook.matchers import Matcher, parse_matchers
 
@@ -100,6 +101,49 @@ class Escalation(_Strict):
         return levels
 
 
+class BusinessHours(_Strict):
+    """When escalation may page: a level due outside these hours waits for the next opening."""
+
+    timezone: str = Field("UTC", description="IANA name, e.g. Europe/Berlin")
+    days: list[int] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4], description="0 = Monday … 6 = Sunday"
+    )
+    start: dt.time = dt.time(9, 0)
+    end: dt.time = dt.time(17, 0)
+
+    @model_validator(mode="after")
+    def _sane(self) -> BusinessHours:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        if not self.days or any(day not in range(7) for day in self.days):
+            raise ValueError("days: give weekdays from 0 (Monday) to 6 (Sunday)")
+        if self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+
+_DEFAULT_REMINDER: tuple[ActionStep, ...] = (
+    SlackPostStep.model_validate(
+        {
+            "slack.post": {
+                "text": "No status update on #{{ incident.number }} for a while: "
+                "post one with `/incident note <what is happening>`"
+            }
+        }
+    ),
+)
+
+
+class Reminder(_Strict):
+    """While the incident is open, nudge responders when nobody has posted a status update
+    (a note, or any change of status, severity or commander) for `every`."""
+
+    every: Duration
+    do: list[ActionStep] = Field(default_factory=lambda: list(_DEFAULT_REMINDER))
+
+
 class PostmortemPolicy(_Strict):
     required_when: str = Field(description='e.g. "max_severity <= SEV2 or data_loss"')
 
@@ -162,6 +206,10 @@ class Playbook(_Strict):
     )
     on_ack_timeout: list[ActionStep] | None = Field(
         None, description="default: the pagerduty.trigger steps of on_trigger (a re-page)"
+    )
+    reminder: Reminder | None = Field(None, description="nudge when status updates stop")
+    business_hours: BusinessHours | None = Field(
+        None, description="escalate only within these hours (severity defaults: SEV3)"
     )
     postmortem: PostmortemPolicy | None = None
     runbook: str | None = Field(None, pattern=r"^https?://")

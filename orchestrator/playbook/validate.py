@@ -106,6 +106,9 @@ def _step_params(playbook: Playbook) -> Iterator[tuple[Loc, Params]]:
         for level_index, level in enumerate(playbook.escalation.levels):
             for index, step in enumerate(level.do):
                 yield ("escalation", "levels", level_index, "do", index, step.name), step.params
+    if playbook.reminder is not None and "do" in playbook.reminder.model_fields_set:
+        for index, step in enumerate(playbook.reminder.do):
+            yield ("reminder", "do", index, step.name), step.params
 
 
 def semantic_problems(playbook: Playbook) -> list[tuple[Loc, str]]:

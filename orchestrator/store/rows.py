@@ -48,6 +48,7 @@ def incident_values(incident: Incident) -> dict[str, Any]:
         "revision": incident.revision,
         "links": dict(incident.links),
         "commander": incident.commander,
+        "policy": incident.policy,
     }
 
 
@@ -77,6 +78,7 @@ def incident_from_row(row: Row) -> Incident:
         revision=row["revision"],
         links=dict(row["links"]),
         commander=row["commander"],
+        policy=row["policy"],
     )
 
 

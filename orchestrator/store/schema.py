@@ -109,6 +109,7 @@ incidents = sa.Table(
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("links", sa.JSON, nullable=False),
     sa.Column("commander", sa.Text, nullable=False, server_default=""),
+    sa.Column("policy", sa.JSON, nullable=True),  # its escalation policy, as it triggered
     sa.Index("ix_incidents_group_key_declared_at", "group_key", "declared_at"),
     sa.Index("ix_incidents_status", "status"),
 )

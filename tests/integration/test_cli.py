@@ -210,6 +210,11 @@ def test_commander_and_escalate(cli: Cli) -> None:
     shown = cli("incidents", "show", "6")
     assert "commander" in shown.stdout
     assert "ana" in shown.stdout
+    # The policy it escalates by, as snapshotted when it triggered.
+    assert "escalation policy" in shown.stdout
+    assert "(playbook)" in shown.stdout
+    policy = cli.json("incidents", "show", "6")["incident"]["policy"]
+    assert policy["source"] == "playbook"
     escalated = cli.json("escalate", "6", "--as", "bob", "--reason", "need a DBA")
     assert escalated["incident"]["number"] == 6
     entries = cli.json("timeline", "6")

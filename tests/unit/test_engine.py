@@ -114,7 +114,7 @@ def timer_kinds(decision: Decision) -> list[str]:
     return [timer.kind for timer in decision.timers]
 
 
-ALL_TIMERS = frozenset({"escalation", "ack_timeout"})
+ALL_TIMERS = frozenset({"escalation", "ack_timeout", "reminder"})
 SCHEDULED = "action.scheduled"
 TIMER_SCHEDULED = "timer.scheduled"
 
@@ -151,7 +151,7 @@ ALLOWED: dict[
         ["incident.acknowledged", SCHEDULED, TIMER_SCHEDULED],
         ["pagerduty.acknowledge"],
         ["ack_timeout"],
-        frozenset({"escalation"}),
+        frozenset({"escalation", "reminder"}),
     ),
     (Status.TRIGGERED, "mitigate"): (Status.MITIGATED, ["incident.mitigated"], [], [], ALL_TIMERS),
     (Status.ACKNOWLEDGED, "mitigate"): (
