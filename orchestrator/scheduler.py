@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 from orchestrator.clock import Clock
 from orchestrator.pipeline import Pipeline
@@ -54,3 +55,46 @@ class TimerService:
             wait = poll if not failures else min(30.0, poll * 2**failures)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=wait)
+
+
+@dataclass(frozen=True)
+class Audit:
+    overdue: int  # pending timers past due by more than the threshold
+    oldest_due: dt.datetime | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.overdue == 0
+
+
+class EscalationAuditor:
+    """Notices a stuck scheduler before a customer does: timers overdue by more than
+    `threshold` mean escalations are not going out. The service reports it on /readyz and
+    in the log; the scheduler itself cannot, since it is the thing that may be stuck."""
+
+    def __init__(
+        self, store: Store, clock: Clock, threshold: dt.timedelta = dt.timedelta(minutes=2)
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.threshold = threshold
+        self._was_healthy = True
+
+    async def check(self) -> Audit:
+        now = self.clock.now()
+        overdue, oldest = await self.store.overdue_timers(now - self.threshold)
+        audit = Audit(overdue, oldest)
+        if not audit.healthy:
+            assert oldest is not None
+            log.warning(
+                "escalation auditor: %d timer(s) overdue by more than %s, the oldest due %s "
+                "(%s late): is the scheduler running?",
+                overdue,
+                self.threshold,
+                oldest.isoformat(),
+                now - oldest,
+            )
+        elif not self._was_healthy:
+            log.warning("escalation auditor: no timers overdue any more")
+        self._was_healthy = audit.healthy
+        return audit

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
 from orchestrator.ingest.slack import SlackResponder
 from orchestrator.ingest.slack_socket import SlackSocketMode
-from orchestrator.scheduler import TimerService
+from orchestrator.scheduler import EscalationAuditor, TimerService
 from orchestrator.store.protocols import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class Service:
                 ),
             )
         self.timers = TimerService(app.store, app.pipeline, app.clock)
+        self.auditor = EscalationAuditor(
+            app.store, app.clock, dt.timedelta(seconds=settings.timer_overdue_threshold_seconds)
+        )
         self.started = False
         # People answering back: Slack (HTTP callbacks or Socket Mode) and PagerDuty webhooks.
         self.slack_web = slack_web_client(settings)
@@ -73,9 +77,26 @@ class Service:
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"started": self.started, "store": await self._store_answers()}
+        if checks["store"]:
+            checks["timers"] = await self._timers_on_time()
         if self.kafka is not None:
             checks["kafka"] = self.started
         return checks
+
+    async def _timers_on_time(self) -> bool:
+        try:
+            return (await self.auditor.check()).healthy
+        except Exception:
+            log.exception("escalation audit failed")
+            return False
+
+    async def audit_forever(self, stop: asyncio.Event, every: float = 30.0) -> None:
+        """Audits on its own schedule too, so a stuck scheduler is logged even when nobody
+        asks /readyz."""
+        while not stop.is_set():
+            await self._timers_on_time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
 
     async def _store_answers(self) -> bool:
         try:
@@ -90,6 +111,7 @@ class Service:
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(self.app.dispatcher.run_forever(stop), name="dispatcher"),
             asyncio.create_task(self.timers.run_forever(stop), name="timers"),
+            asyncio.create_task(self.audit_forever(stop), name="escalation-auditor"),
         ]
         if settings.http_port:
             token = settings.http_token.get_secret_value() if settings.http_token else None

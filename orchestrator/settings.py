@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     business_hours_timezone: str = Field(
         "UTC", description="time zone of the default business hours (SEV3 escalates in them)"
     )
+    timer_overdue_threshold_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="timers overdue longer than this make /readyz report the timers check failed",
+    )
     vendor_ca_file: Path | None = Field(
         None, description="PEM bundle to trust for Slack/PagerDuty HTTPS (a proxy's CA)"
     )

@@ -254,6 +254,10 @@ class Store(Protocol):
         self, now: dt.datetime, limit: int, lease: dt.timedelta
     ) -> list[Timer]: ...
 
+    async def overdue_timers(self, due_before: dt.datetime) -> tuple[int, dt.datetime | None]:
+        """How many pending timers were due before `due_before`, and the oldest due time."""
+        ...
+
     async def next_timer_due(self) -> dt.datetime | None:
         """When the earliest pending timer is due, or None when none is pending."""
         ...

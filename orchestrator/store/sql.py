@@ -306,6 +306,13 @@ class SqlStore:
         found = await self._read(query)
         return rows.dead_letter_from_row(found[0]) if found else None
 
+    async def overdue_timers(self, due_before: dt.datetime) -> tuple[int, dt.datetime | None]:
+        query = sa.select(sa.func.count(), sa.func.min(timers.c.due_at, type_=UtcDateTime)).where(
+            timers.c.status == TimerStatus.PENDING.value, timers.c.due_at < due_before
+        )
+        ((count, oldest),) = await self._run(lambda conn: conn.execute(query).all(), write=False)
+        return int(count), oldest
+
     async def list_timers(self, incident_number: int | None = None) -> list[Timer]:
         query = sa.select(timers).order_by(timers.c.due_at, timers.c.key)
         if incident_number is not None:

@@ -600,6 +600,21 @@ async def test_next_timer_due(store: SqlStore) -> None:
     assert await store.next_timer_due() is None
 
 
+async def test_overdue_timers_for_the_auditor(store: SqlStore) -> None:
+    assert await store.overdue_timers(T0) == (0, None)
+    n = (await open_incident(store)).number
+    first = timer("first", n, "escalation", T0 - dt.timedelta(minutes=10))
+    second = timer("second", n, "reminder", T0 - dt.timedelta(minutes=3))
+    later = timer("later", n, "escalation", T0 + dt.timedelta(minutes=3))
+    async with store.transaction() as txn:
+        await txn.schedule_timers([later, second, first])
+    assert await store.overdue_timers(T0) == (2, first.due_at)
+    assert await store.overdue_timers(T0 - dt.timedelta(minutes=5)) == (1, first.due_at)
+    async with store.transaction() as txn:
+        assert await txn.mark_timer_fired("first", T0)
+    assert await store.overdue_timers(T0) == (1, second.due_at)  # fired ones are done
+
+
 # Time and atomicity
 
 

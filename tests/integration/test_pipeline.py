@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from orchestrator.pipeline import IncidentNotFoundError, IngestReport, Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.playbook.loader import load_playbooks
 from orchestrator.playbook_tests import run_playbook_tests
-from orchestrator.scheduler import TimerService
+from orchestrator.scheduler import EscalationAuditor, TimerService
 from orchestrator.store.protocols import Disposition, OutboxStatus, TimerStatus
 from orchestrator.store.sql import SqlStore
 from orchestrator.timeline import Kind, verify_chain
@@ -450,3 +451,23 @@ async def test_escalate_fires_the_next_level_now(
         await pipeline.escalate(1, ALICE)
     with pytest.raises(IncidentNotFoundError):
         await pipeline.escalate(404, ALICE)
+
+
+async def test_the_escalation_auditor_notices_overdue_timers(
+    pipeline: Pipeline, store: SqlStore, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    auditor = EscalationAuditor(store, clock, threshold=dt.timedelta(minutes=2))
+    await pipeline.ingest_bytes(db_alert(), "test")  # escalation due at T0 + 5m
+    assert (await auditor.check()).healthy
+    clock.advance(dt.timedelta(minutes=6, seconds=59))  # due, but within the threshold
+    assert (await auditor.check()).healthy
+    clock.advance(dt.timedelta(seconds=2))  # the scheduler is not running: 2m01s late
+    with caplog.at_level(logging.WARNING, logger="orchestrator.scheduler"):
+        audit = await auditor.check()
+    assert (audit.healthy, audit.overdue) == (False, 1)
+    assert audit.oldest_due == T0 + dt.timedelta(minutes=5)
+    assert "1 timer(s) overdue by more than 0:02:00" in caplog.text
+    await TimerService(store, pipeline, clock).fire_due()
+    with caplog.at_level(logging.WARNING, logger="orchestrator.scheduler"):
+        assert (await auditor.check()).healthy
+    assert "no timers overdue any more" in caplog.text

@@ -63,7 +63,7 @@ async def test_webhook_to_delivered_actions_then_a_clean_stop(tmp_path: Path) ->
             )
             assert accepted.status_code == 202, accepted.text
             ready_now = await client.get("/readyz")
-            assert ready_now.json()["checks"] == {"started": True, "store": True}
+            assert ready_now.json()["checks"] == {"started": True, "store": True, "timers": True}
         async with asyncio.timeout(10):
             while not recorder.delivered:  # noqa: ASYNC110 - the dispatcher runs in the service
                 await asyncio.sleep(0.05)
