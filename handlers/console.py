@@ -27,7 +27,9 @@ class ConsoleHandler:
 
     async def deliver(self, action: Action) -> ActionResult:
         if self._write is not None:
-            params = json.dumps(action.params, ensure_ascii=False, sort_keys=True)
+            # The incident snapshot every action carries would drown the line.
+            shown = {k: v for k, v in action.params.items() if k != "incident"}
+            params = json.dumps(shown, ensure_ascii=False, sort_keys=True)
             self._write(f"[DRY-RUN] #{action.incident_number} {action.name} {params}")
         data: dict[str, str] = {"dry_run": "true"}
         if action.name == "slack.open_channel":

@@ -91,7 +91,14 @@ def describe_action(action: Action) -> str:
         return f"page {params.get('service')} ({params.get('urgency')} urgency)"
     if action.name == "pagerduty.escalate":
         return f"escalate to level {params.get('level')}"
-    return json.dumps(params, ensure_ascii=False, sort_keys=True) if params else ""
+    if action.name in ("pagerduty.acknowledge", "pagerduty.resolve"):
+        return "the incident's pages"
+    if action.name == "slack.update_summary":
+        incident = params.get("incident") or {}
+        return f"pinned summary: {incident.get('status')}, {incident.get('severity')}"
+    # The incident snapshot every action carries is context, not what the action does.
+    shown = {key: value for key, value in params.items() if key != "incident"}
+    return json.dumps(shown, ensure_ascii=False, sort_keys=True) if shown else ""
 
 
 def timeline_table(number: int, entries: list[TimelineEntry]) -> Table:
