@@ -117,6 +117,14 @@ class Settings(BaseSettings):
         gt=0,
         description="timers overdue longer than this make /readyz report the timers check failed",
     )
+    evidence_signing_key: SecretStr | None = Field(
+        None,
+        description="Ed25519 private key (PEM, or the 32-byte seed in hex) that signs the "
+        "timeline checkpoints; give auditors its public key (evidence public-key)",
+    )
+    evidence_checkpoint_minutes: float = Field(
+        15.0, gt=0, description="how often the service signs a checkpoint of the chain heads"
+    )
     vendor_ca_file: Path | None = Field(
         None, description="PEM bundle to trust for Slack/PagerDuty HTTPS (a proxy's CA)"
     )

@@ -147,3 +147,33 @@ def verify_chain(entries: list[TimelineEntry]) -> list[str]:
             problems.append(f"entry {entry.seq}: content does not match its hash")
         prev = entry.hash
     return problems
+
+
+def entry_json(entry: TimelineEntry) -> dict[str, Any]:
+    """An entry as exported (one JSON line each): everything its hash covers, and the hash."""
+    return {
+        "incident": entry.incident_number,
+        "seq": entry.seq,
+        "kind": entry.kind.value,
+        "actor": entry.actor.as_dict(),
+        "occurred_at": _iso(entry.occurred_at),
+        "recorded_at": _iso(entry.recorded_at),
+        "data": entry.data,
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+    }
+
+
+def entry_from_json(data: dict[str, Any]) -> TimelineEntry:
+    """The inverse of entry_json; raises ValueError (or KeyError) on a malformed line."""
+    return TimelineEntry(
+        incident_number=int(data["incident"]),
+        seq=int(data["seq"]),
+        kind=Kind(data["kind"]),
+        actor=Actor.from_dict(data["actor"]),
+        occurred_at=dt.datetime.fromisoformat(data["occurred_at"]),
+        recorded_at=dt.datetime.fromisoformat(data["recorded_at"]),
+        data=dict(data["data"]),
+        prev_hash=str(data["prev_hash"]),
+        hash=str(data["hash"]),
+    )

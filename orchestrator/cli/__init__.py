@@ -10,6 +10,7 @@ import typer
 from orchestrator import __version__
 from orchestrator.cli.alerts import alerts
 from orchestrator.cli.common import Options
+from orchestrator.cli.evidence import evidence
 from orchestrator.cli.feed import ingest, run_job
 from orchestrator.cli.incidents import (
     actions,
@@ -69,6 +70,7 @@ app.add_typer(playbooks, name="playbooks")
 app.add_typer(alerts, name="alerts")
 app.add_typer(actions, name="actions")
 app.add_typer(deadletters, name="deadletters")
+app.add_typer(evidence, name="evidence")
 
 
 def main() -> None:

@@ -208,3 +208,16 @@ counters = sa.Table(
 )
 
 INCIDENT_COUNTER = "incident"
+
+# Signed checkpoints over the chain heads (report/checkpoints.py); append-only like the timeline.
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("heads", sa.JSON, nullable=False),
+    sa.Column("previous", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+    sa.Column("public_key", sa.String(64), nullable=False),
+)

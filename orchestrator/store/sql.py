@@ -29,6 +29,7 @@ from orchestrator.store.engine import (
     is_memory_sqlite,
     migrate,
 )
+from orchestrator.store.evidence import EvidenceQueries
 from orchestrator.store.protocols import (
     AlertRecord,
     ConcurrentUpdateError,
@@ -54,7 +55,7 @@ from orchestrator.timeline import EntryDraft, TimelineEntry
 T = TypeVar("T")
 
 
-class SqlStore:
+class SqlStore(EvidenceQueries):
     """A Store at a SQLAlchemy URL: `sqlite+aiosqlite:///path.db` (or `sqlite:///…`),
     `sqlite+aiosqlite:///:memory:`, `postgresql+asyncpg://user@host/db` (or `postgresql://…`)."""
 

@@ -1,0 +1,143 @@
+"""The store's queries for evidence: chain heads to checkpoint, the signed checkpoints, and
+incidents with their timelines page by page, so an export never loads a whole table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from orchestrator.incident.model import Incident
+from orchestrator.report.checkpoints import Checkpoint
+from orchestrator.store import rows
+from orchestrator.store.protocols import AlertRecord, OutboxItem
+from orchestrator.store.schema import alerts, checkpoints, incidents, outbox, timeline
+from orchestrator.timeline import TimelineEntry
+
+T = TypeVar("T")
+
+
+class EvidenceQueries:
+    """Mixed into SqlStore; `_run` and `_read` are its one-hop helpers."""
+
+    async def _run(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        raise NotImplementedError
+
+    async def _read(self, query: sa.Select[Any]) -> Sequence[RowMapping]:
+        raise NotImplementedError
+
+    async def chain_heads(
+        self, touched_since: dt.datetime | None = None
+    ) -> dict[int, tuple[int, str]]:
+        """Each incident's newest (seq, hash); only incidents with entries recorded since
+        `touched_since` when given."""
+        last = sa.select(
+            timeline.c.incident_number, sa.func.max(timeline.c.seq).label("seq")
+        ).group_by(timeline.c.incident_number)
+        if touched_since is not None:
+            recent = sa.select(timeline.c.incident_number).where(
+                timeline.c.recorded_at >= touched_since
+            )
+            last = last.where(timeline.c.incident_number.in_(recent))
+        newest = last.subquery()
+        query = sa.select(timeline.c.incident_number, timeline.c.seq, timeline.c.hash).join(
+            newest,
+            sa.and_(
+                timeline.c.incident_number == newest.c.incident_number,
+                timeline.c.seq == newest.c.seq,
+            ),
+        )
+        return {
+            row["incident_number"]: (row["seq"], row["hash"]) for row in await self._read(query)
+        }
+
+    async def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        values = {
+            "number": checkpoint.number,
+            "created_at": checkpoint.created_at,
+            "heads": checkpoint.as_json()["heads"],
+            "previous": checkpoint.previous,
+            "digest": checkpoint.digest,
+            "signature": checkpoint.signature,
+            "public_key": checkpoint.public_key,
+        }
+
+        def insert(conn: Connection) -> None:
+            conn.execute(sa.insert(checkpoints).values(values))
+
+        await self._run(insert, write=True)
+
+    async def list_checkpoints(self) -> list[Checkpoint]:
+        found = await self._read(sa.select(checkpoints).order_by(checkpoints.c.number))
+        return [
+            Checkpoint.from_json({**row, "created_at": row["created_at"].isoformat()})
+            for row in found
+        ]
+
+    async def incidents_with_timelines(
+        self,
+        declared_from: dt.datetime | None = None,
+        declared_to: dt.datetime | None = None,
+        page: int = 200,
+    ) -> AsyncIterator[tuple[Incident, list[TimelineEntry]]]:
+        """Incidents in number order with their chains, `page` incidents per query."""
+        after = 0
+        while True:
+            query = (
+                sa.select(incidents)
+                .where(incidents.c.number > after)
+                .order_by(incidents.c.number)
+                .limit(page)
+            )
+            if declared_from is not None:
+                query = query.where(incidents.c.declared_at >= declared_from)
+            if declared_to is not None:
+                query = query.where(incidents.c.declared_at < declared_to)
+            found = [rows.incident_from_row(row) for row in await self._read(query)]
+            if not found:
+                return
+            numbers = [incident.number for incident in found]
+            entries = await self._read(
+                sa.select(timeline)
+                .where(timeline.c.incident_number.in_(numbers))
+                .order_by(timeline.c.incident_number, timeline.c.seq)
+            )
+            by_number: dict[int, list[TimelineEntry]] = {n: [] for n in numbers}
+            for row in entries:
+                by_number[row["incident_number"]].append(rows.timeline_from_row(row))
+            for incident in found:
+                yield incident, by_number[incident.number]
+            after = numbers[-1]
+
+    async def alerts_received(
+        self, received_from: dt.datetime | None, received_to: dt.datetime | None, page: int = 2000
+    ) -> AsyncIterator[AlertRecord]:
+        """Every alert received in the period, oldest first, a page per query."""
+        cursor: tuple[dt.datetime, str] | None = None
+        while True:
+            query = sa.select(alerts).order_by(alerts.c.received_at, alerts.c.alert_id).limit(page)
+            if received_from is not None:
+                query = query.where(alerts.c.received_at >= received_from)
+            if received_to is not None:
+                query = query.where(alerts.c.received_at < received_to)
+            if cursor is not None:
+                query = query.where(
+                    sa.tuple_(alerts.c.received_at, alerts.c.alert_id) > sa.tuple_(*cursor)
+                )
+            found = [rows.alert_from_row(row) for row in await self._read(query)]
+            for record in found:
+                yield record
+            if len(found) < page:
+                return
+            cursor = (found[-1].received_at, found[-1].alert_id)
+
+    async def actions_of(self, incident_number: int) -> list[OutboxItem]:
+        query = (
+            sa.select(outbox)
+            .where(outbox.c.incident_number == incident_number)
+            .order_by(outbox.c.ordinal, outbox.c.key)
+        )
+        return [rows.outbox_from_row(row) for row in await self._read(query)]
