@@ -259,9 +259,10 @@ class Pipeline:
             # Lock the incidents first, in number order, as every writer does: replicas firing
             # overlapping batches (and an ack cancelling timers) then queue instead of
             # deadlocking. The timers still fire in the order given.
-            for number in sorted({timer.incident_number for timer in timers}):
-                tx.get_incident_for_update(number)
-            return [self._fire(tx, timer, now) for timer in timers]
+            tx.prepare_incidents([timer.incident_number for timer in timers])
+            # Firing a timer never cancels another, so all can be claimed as fired up front.
+            won = tx.mark_timers_fired([timer.key for timer in timers], now)
+            return [self._fire(tx, timer, now) if timer.key in won else None for timer in timers]
 
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
@@ -275,8 +276,6 @@ class Pipeline:
 
     def _fire(self, tx: SyncTransaction, timer: Timer, now: dt.datetime) -> Decision | None:
         incident = tx.get_incident_for_update(timer.incident_number)
-        if not tx.mark_timer_fired(timer.key, now):
-            return None  # already fired or cancelled: another claimer got there first
         if incident is None:
             return None
         event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))

@@ -23,7 +23,7 @@ class TimerService:
         clock: Clock,
         *,
         lease: dt.timedelta = dt.timedelta(minutes=1),
-        batch: int = 100,
+        batch: int = 500,
     ) -> None:
         self.store = store
         self.pipeline = pipeline

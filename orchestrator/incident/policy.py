@@ -4,6 +4,8 @@ policy, or the severity defaults of SPEC §8), and the timers that policy sets. 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,8 +144,14 @@ def _default_steps(
 def policy_of(incident: Incident, playbook: Playbook) -> EscalationPolicy:
     """The snapshot the incident carries; incidents from before snapshots follow the playbook."""
     if incident.policy:
-        return EscalationPolicy.model_validate(incident.policy)
+        # Incidents of one playbook and severity share a snapshot: parse each one once.
+        return _parsed(json.dumps(incident.policy, sort_keys=True))
     return snapshot(playbook, incident.severity, PolicyDefaults())
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(policy_json: str) -> EscalationPolicy:
+    return EscalationPolicy.model_validate_json(policy_json)
 
 
 def ladder_id(round_start: dt.datetime) -> str:

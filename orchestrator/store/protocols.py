@@ -214,6 +214,15 @@ class SyncTransaction(Protocol):
         """The incident's pending timers of one kind, soonest first."""
         ...
 
+    def prepare_incidents(self, numbers: Sequence[int]) -> None:
+        """Locks these incidents (in number order) and reads ahead what a batch touching all
+        of them needs."""
+        ...
+
+    def mark_timers_fired(self, keys: Sequence[str], now: dt.datetime) -> set[str]:
+        """Marks the pending ones among `keys` fired; returns the keys it marked."""
+        ...
+
     def record_dead_letter(self, letter: DeadLetter) -> int: ...
 
 
