@@ -28,6 +28,7 @@ class Kind(StrEnum):
     SEVERITY_CHANGED = "severity.changed"
     COMMANDER_ASSIGNED = "commander.assigned"
     ESCALATED = "incident.escalated"  # a person asked for the next level ahead of schedule
+    CORRECTION = "correction"  # points at an earlier entry, says what was wrong and why
     NOTE = "note"
     ACTION_SCHEDULED = "action.scheduled"
     ACTION_SUCCEEDED = "action.succeeded"

@@ -15,6 +15,7 @@ from orchestrator.cli.feed import ingest, run_job
 from orchestrator.cli.incidents import (
     actions,
     commander,
+    correct,
     deadletters,
     escalate,
     incidents,
@@ -64,6 +65,7 @@ app.command("note")(note)
 app.command("severity")(severity)
 app.command("commander")(commander)
 app.command("escalate")(escalate)
+app.command("correct")(correct)
 register_lifecycle(app)
 app.add_typer(incidents, name="incidents")
 app.add_typer(playbooks, name="playbooks")

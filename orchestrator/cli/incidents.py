@@ -23,6 +23,7 @@ from orchestrator.cli.views import (
 from orchestrator.incident.engine import Decision, TransitionError
 from orchestrator.incident.events import (
     CommanderAssigned,
+    Correction,
     Event,
     NoteAdded,
     SeverityChanged,
@@ -235,6 +236,29 @@ def commander(
 ) -> None:
     """Assign (or hand over) command of the response."""
     _apply(ctx, number, CommanderAssigned(who, _actor(actor)), f"is commanded by {who}", json)
+
+
+def correct(
+    ctx: typer.Context,
+    number: Number,
+    seq: Annotated[int, typer.Argument(help="the timeline entry to correct (its seq)")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="why it was wrong")],
+    changes: Annotated[
+        list[str],
+        typer.Option("--set", help="field=value: occurred_at, text or reason; repeatable"),
+    ],
+    actor: AsActor = None,
+    json: JsonFlag = False,
+) -> None:
+    """Correct a timeline entry. Entries are never edited: a correction entry points at it."""
+    parsed: dict[str, str] = {}
+    for change in changes:
+        field, sep, value = change.partition("=")
+        if not sep or not field:
+            raise fail(f"--set {change!r}: write field=value")
+        parsed[field.strip()] = value.strip()
+    event = Correction(seq, reason, parsed, _actor(actor))
+    _apply(ctx, number, event, f"entry {seq} corrected", json)
 
 
 def escalate(

@@ -11,6 +11,7 @@ from orchestrator.actions import Action
 from orchestrator.incident.events import (
     AlertReceived,
     CommanderAssigned,
+    Correction,
     Event,
     NoteAdded,
     SeverityChanged,
@@ -215,7 +216,39 @@ def decide(incident: Incident, event: Event, playbook: Playbook, now: dt.datetim
         return _status_update(_on_severity(incident, event, now), playbook, now)
     if isinstance(event, CommanderAssigned):
         return _status_update(_on_commander(incident, event, now), playbook, now)
+    if isinstance(event, Correction):
+        return _on_correction(incident, event, now)
     return _on_timer(incident, event, playbook, now)
+
+
+CORRECTABLE = frozenset({"occurred_at", "text", "reason"})
+
+
+def _on_correction(incident: Incident, event: Correction, now: dt.datetime) -> Decision:
+    if event.seq < 1:
+        raise TransitionError("name the entry to correct by its seq (1 or more)")
+    if not event.reason.strip():
+        raise TransitionError("a correction needs a reason")
+    unknown = sorted(set(event.changes) - CORRECTABLE)
+    if unknown or not event.changes:
+        raise TransitionError(
+            f"correct one of {', '.join(sorted(CORRECTABLE))}"
+            + (f"; not {', '.join(unknown)}" if unknown else "")
+        )
+    if "occurred_at" in event.changes:
+        try:
+            when = dt.datetime.fromisoformat(event.changes["occurred_at"])
+        except ValueError:
+            raise TransitionError("occurred_at: give an ISO 8601 time with its offset") from None
+        if when.tzinfo is None:
+            raise TransitionError("occurred_at: give the time zone offset, e.g. +00:00")
+    entry = EntryDraft(
+        Kind.CORRECTION,
+        event.actor,
+        now,
+        {"corrects": event.seq, "reason": event.reason, "changes": dict(event.changes)},
+    )
+    return Decision(_bump(incident, now), (entry,))
 
 
 def _on_commander(incident: Incident, event: CommanderAssigned, now: dt.datetime) -> Decision:

@@ -49,6 +49,17 @@ class CommanderAssigned:
 
 
 @dataclass(frozen=True)
+class Correction:
+    """An earlier entry was wrong: entries are never edited, so a new one says what it should
+    have said (e.g. {"occurred_at": "..."} for an ack recorded late) and why."""
+
+    seq: int
+    reason: str
+    changes: dict[str, str]
+    actor: Actor
+
+
+@dataclass(frozen=True)
 class TimerFired:
     key: str
     kind: str
@@ -56,4 +67,12 @@ class TimerFired:
     payload: dict[str, int | str]
 
 
-Event = AlertReceived | StatusChange | NoteAdded | SeverityChanged | CommanderAssigned | TimerFired
+Event = (
+    AlertReceived
+    | StatusChange
+    | NoteAdded
+    | SeverityChanged
+    | CommanderAssigned
+    | Correction
+    | TimerFired
+)

@@ -227,6 +227,31 @@ def test_commander_and_escalate(cli: Cli) -> None:
     assert "no escalation level waiting" in " ".join(refused.stderr.split())
 
 
+def test_correct_adds_an_entry_and_edits_none(cli: Cli) -> None:
+    cli.ingest_sample()
+    before = cli.json("timeline", "6")
+    result = cli(
+        "correct",
+        "6",
+        "2",
+        "--reason",
+        "paged by phone first",
+        "--set",
+        "occurred_at=2026-11-25T15:00:00+00:00",
+        "--as",
+        "bob",
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    after = cli.json("timeline", "6")
+    assert after[: len(before)] == before  # nothing edited
+    (fix,) = [e for e in after if e["kind"] == "correction"]
+    assert fix["data"]["corrects"] == 2
+    assert fix["actor"]["id"] == "bob"
+    refused = cli("correct", "6", "2", "--reason", "x", "--set", "status=closed")
+    assert refused.exit_code == 1
+    assert "not status" in refused.stderr
+
+
 def test_invalid_transition_fails_clearly(cli: Cli) -> None:
     cli.ingest_sample()
     result = cli("resolve", "1", "--as", "alice")  # already resolved by its alerts

@@ -12,6 +12,7 @@ from orchestrator.incident.engine import Decision, TransitionError, decide, open
 from orchestrator.incident.events import (
     AlertReceived,
     CommanderAssigned,
+    Correction,
     NoteAdded,
     SeverityChanged,
     StatusChange,
@@ -737,3 +738,29 @@ def test_commander_is_assigned_and_handed_over() -> None:
         decide(incident, CommanderAssigned(" ", ALICE), PLAYBOOK, NOW)
     with pytest.raises(TransitionError, match="closed"):
         decide(opened(Status.CLOSED), CommanderAssigned("U1", ALICE), PLAYBOOK, NOW)
+
+
+def test_a_correction_points_at_the_entry_it_corrects() -> None:
+    incident = opened(Status.ACKNOWLEDGED)
+    fix = Correction(
+        4, "acked by phone at 12:03", {"occurred_at": "2026-03-01T12:03:00+00:00"}, ALICE
+    )
+    decision = decide(incident, fix, PLAYBOOK, NOW)
+    (entry,) = decision.entries
+    assert entry.kind is Kind.CORRECTION
+    assert entry.actor == ALICE
+    assert entry.data == {
+        "corrects": 4,
+        "reason": "acked by phone at 12:03",
+        "changes": {"occurred_at": "2026-03-01T12:03:00+00:00"},
+    }
+    assert decision.incident.status is Status.ACKNOWLEDGED  # a correction changes no state
+    for bad, message in [
+        (Correction(0, "x", {"text": "y"}, ALICE), "by its seq"),
+        (Correction(2, " ", {"text": "y"}, ALICE), "needs a reason"),
+        (Correction(2, "x", {"status": "resolved"}, ALICE), "not status"),
+        (Correction(2, "x", {"occurred_at": "yesterday"}, ALICE), "ISO 8601"),
+        (Correction(2, "x", {"occurred_at": "2026-03-01T12:03:00"}, ALICE), "offset"),
+    ]:
+        with pytest.raises(TransitionError, match=message):
+            decide(incident, bad, PLAYBOOK, NOW)
