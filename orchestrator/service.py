@@ -11,11 +11,13 @@ import signal
 from collections.abc import Callable
 
 from orchestrator.app import App
+from orchestrator.evidence import take_checkpoint
 from orchestrator.ingest.callbacks import callback_routes, slack_responder, slack_web_client
 from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app, serve
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
 from orchestrator.ingest.slack import SlackResponder
 from orchestrator.ingest.slack_socket import SlackSocketMode
+from orchestrator.report.checkpoints import signing_key
 from orchestrator.scheduler import EscalationAuditor, TimerService
 from orchestrator.store.protocols import DeadLetter
 
@@ -38,6 +40,12 @@ class Service:
                 ),
             )
         self.timers = TimerService(app.store, app.pipeline, app.clock)
+        # Read now: a malformed key stops the service at start, not at the first checkpoint.
+        self.checkpoint_key = (
+            signing_key(settings.evidence_signing_key.get_secret_value())
+            if settings.evidence_signing_key is not None
+            else None
+        )
         self.auditor = EscalationAuditor(
             app.store, app.clock, dt.timedelta(seconds=settings.timer_overdue_threshold_seconds)
         )
@@ -98,6 +106,19 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
 
+    async def checkpoint_forever(self, stop: asyncio.Event) -> None:
+        """Signs the chain heads every few minutes, so dropping the newest entries of any
+        timeline is detectable (docs/evidence.md). Off without a signing key."""
+        assert self.checkpoint_key is not None
+        every = self.app.settings.evidence_checkpoint_minutes * 60
+        while not stop.is_set():
+            try:
+                await take_checkpoint(self.app.store, self.checkpoint_key, self.app.clock)
+            except Exception:  # the next round tries again; the log says why
+                log.exception("signing a checkpoint failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+
     async def _store_answers(self) -> bool:
         try:
             await self.app.store.list_incidents(limit=1)
@@ -113,6 +134,8 @@ class Service:
             asyncio.create_task(self.timers.run_forever(stop), name="timers"),
             asyncio.create_task(self.audit_forever(stop), name="escalation-auditor"),
         ]
+        if self.checkpoint_key is not None:
+            tasks.append(asyncio.create_task(self.checkpoint_forever(stop), name="checkpoints"))
         if settings.http_port:
             token = settings.http_token.get_secret_value() if settings.http_token else None
             intake = create_intake_app(

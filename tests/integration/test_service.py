@@ -94,3 +94,41 @@ def test_database_password_is_masked() -> None:
     settings = Settings(database_url="postgresql+asyncpg://app:hunter2@db:5432/inc")
     assert settings.safe_database_url() == "postgresql+asyncpg://app:***@db:5432/inc"
     assert "hunter2" not in repr(settings.http_token)
+
+
+async def test_the_service_signs_checkpoints_when_given_a_key(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
+        playbooks_dir=REPO / "playbooks",
+        http_port=0,
+        evidence_signing_key="5a" * 32,
+    )
+    app = await build_app(settings, handlers=[RecordingHandler(ACTION_NAMES)])
+    stop, ready = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(Service(app).run(stop, on_ready=ready.set))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        async with asyncio.timeout(10):
+            while not await app.store.list_checkpoints():  # noqa: ASYNC110 - the service signs
+                await asyncio.sleep(0.05)
+        (first,) = await app.store.list_checkpoints()
+        assert first.number == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+        await app.close()
+
+
+async def test_a_malformed_signing_key_stops_the_service_at_start(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
+        playbooks_dir=REPO / "playbooks",
+        http_port=0,
+        evidence_signing_key="not-a-key",
+    )
+    app = await build_app(settings, handlers=[RecordingHandler(ACTION_NAMES)])
+    try:
+        with pytest.raises(ValueError, match="neither PEM nor hex"):
+            Service(app)
+    finally:
+        await app.close()
