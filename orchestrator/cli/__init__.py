@@ -24,6 +24,7 @@ from orchestrator.cli.incidents import (
     severity,
     timeline,
 )
+from orchestrator.cli.metrics import metrics
 from orchestrator.cli.playbooks import playbooks
 
 app = typer.Typer(
@@ -66,6 +67,7 @@ app.command("severity")(severity)
 app.command("commander")(commander)
 app.command("escalate")(escalate)
 app.command("correct")(correct)
+app.command("metrics")(metrics)
 register_lifecycle(app)
 app.add_typer(incidents, name="incidents")
 app.add_typer(playbooks, name="playbooks")

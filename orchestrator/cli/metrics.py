@@ -47,6 +47,7 @@ EVERY_INCIDENT = 2**31 - 1
 # decides. The margin keeps an incident whose row and timeline disagree slightly.
 ROW_MARGIN = dt.timedelta(days=1)
 PROGRESS_FROM = 50  # fewer timelines read too fast for a progress bar to help
+MISSING = {Metric.TTA: "never acknowledged", Metric.TTM: "no mitigation recorded"}
 
 
 def _when(text: str, *, option: str, end: bool = False) -> dt.datetime:
@@ -240,7 +241,7 @@ def _within(incident: IncidentMetrics, start: dt.datetime | None, end: dt.dateti
 
 
 def human(seconds: float | None) -> str:
-    """A duration a reader takes in at a glance: 45s, 4m30s, 2h05m, 3d4h."""
+    """A duration a reader takes in at a glance: 45s, 4m30s, 2h05m, 3d04h."""
     if seconds is None:
         return "—"
     whole = round(seconds)
@@ -250,7 +251,7 @@ def human(seconds: float | None) -> str:
         return f"{whole // 60}m{whole % 60:02d}s"
     if whole < 86400:
         return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d{whole % 86400 // 3600}h"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
 
 def _share(stat: Stat) -> str:
@@ -263,8 +264,7 @@ def _share(stat: Stat) -> str:
 def _notes(stat: Stat, metric: Metric) -> str:
     notes = []
     if stat.missing:
-        missing = "never acknowledged" if metric is Metric.TTA else "without timestamps"
-        notes.append(f"{stat.missing} {missing}")
+        notes.append(f"{stat.missing} {MISSING.get(metric, 'without the timestamps')}")
     if stat.clamped:
         notes.append(f"{stat.clamped} skew → 0")
     if stat.skewed:
@@ -281,7 +281,8 @@ def metric_table(report: MetricsReport, metric: Metric) -> Table:
     note = f" ({info.note})" if info.note else ""
     table = Table(
         title=f"{metric.value.upper()}: {info.title} = {info.formula}{note}",
-        caption=f"{info.headline} = the p50 here; the mean is secondary (durations are skewed)",
+        caption=f"{info.headline} here means the p50 (median); the mean is secondary: "
+        "durations are heavily skewed",
         title_justify="left",
         caption_justify="left",
     )
@@ -331,9 +332,13 @@ def counts_table(report: MetricsReport) -> Table:
 
 
 def render(report: MetricsReport) -> Group:
-    start = when(report.start) if report.start else "the first incident"
-    end = f"before {when(report.end)}" if report.end else "the last incident"
-    header = Text(f"Incidents declared from {start} to {end} (UTC)", style="bold")
+    if report.start or report.end:
+        since = f" from {when(report.start)}" if report.start else ""
+        before = f" before {when(report.end)}" if report.end else ""
+        scope = f"Incidents declared{since}{before}"
+    else:
+        scope = "All incidents"
+    header = Text(f"{scope}; open incidents aged to {when(report.as_of)} (UTC)", style="bold")
     footer = Text(
         f"Percentiles are nearest-rank and withheld below n = {report.min_n}. Counted: "
         "incidents over and operational; open incidents are counted and aged, not timed; drills, "

@@ -1,0 +1,244 @@
+"""Response metrics per incident (SPEC §4) and the statistics reported for a set of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from orchestrator.incident.model import Severity, Status
+from orchestrator.report.timestamps import CanonicalTimestamps
+
+DEFAULT_MIN_N = 10
+# A negative duration this small is clock skew between a source and us around a true value
+# of about zero: it counts as 0. A larger one means a wrong clock, and the value is left out.
+DEFAULT_SKEW_TOLERANCE = 60.0
+
+
+class Metric(StrEnum):
+    TTD = "ttd"
+    TTA = "tta"
+    TTM = "ttm"
+    TTR = "ttr"
+    RESTORE = "restore"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    title: str
+    start: str  # the CanonicalTimestamps field the duration starts at
+    end: str  # ... and the one it ends at
+    verb: str  # for "SEV1 acknowledged within 5m"
+    headline: str  # the figure the UI's "MTTx" shorthand names
+    note: str = ""
+
+    @property
+    def formula(self) -> str:
+        return f"{self.end} - {self.start}"
+
+
+METRICS: dict[Metric, MetricInfo] = {
+    Metric.TTD: MetricInfo(
+        "time to detect", "impact_started_at", "detected_at", "detected", "MTTD"
+    ),
+    Metric.TTA: MetricInfo(
+        "time to acknowledge",
+        "declared_at",
+        "first_ack_at",
+        "acknowledged",
+        "MTTA",
+        "PagerDuty's definition",
+    ),
+    Metric.TTM: MetricInfo(
+        "time to mitigate", "impact_started_at", "mitigated_at", "mitigated", "MTTM"
+    ),
+    Metric.TTR: MetricInfo(
+        "time to resolve",
+        "declared_at",
+        "resolved_at",
+        "resolved",
+        "MTTR",
+        "PagerDuty's definition",
+    ),
+    Metric.RESTORE: MetricInfo(
+        "time to restore",
+        "impact_started_at",
+        "resolved_at",
+        "restored",
+        "time to restore",
+        "user-impact duration",
+    ),
+}
+
+# Seconds each severity should take at most. TTA follows the escalation defaults (SPEC §8:
+# SEV1 5 min, SEV2 15 min, SEV3 30 min; SEV4 and SEV5 are not paged, so they have no ack target).
+Targets = Mapping[Metric, Mapping[Severity, float]]
+_MIN, _HOUR, _DAY = 60.0, 3600.0, 86400.0
+DEFAULT_TARGETS: Targets = {
+    Metric.TTD: {Severity.SEV1: 5 * _MIN, Severity.SEV2: 10 * _MIN, Severity.SEV3: 30 * _MIN},
+    Metric.TTA: {Severity.SEV1: 5 * _MIN, Severity.SEV2: 15 * _MIN, Severity.SEV3: 30 * _MIN},
+    Metric.TTM: {Severity.SEV1: 1 * _HOUR, Severity.SEV2: 4 * _HOUR, Severity.SEV3: 1 * _DAY},
+    Metric.TTR: {Severity.SEV1: 4 * _HOUR, Severity.SEV2: 1 * _DAY, Severity.SEV3: 3 * _DAY},
+    Metric.RESTORE: {Severity.SEV1: 4 * _HOUR, Severity.SEV2: 1 * _DAY, Severity.SEV3: 3 * _DAY},
+}
+
+# Left out of operational metrics, and why (drills have their own after-action reports).
+EXCLUDED_STATUSES = (Status.DECLINED, Status.MERGED, Status.CANCELED)
+EXCLUSIONS = ("drill", *(status.value for status in EXCLUDED_STATUSES))
+
+
+@dataclass(frozen=True)
+class IncidentMetrics:
+    """One incident's durations in seconds; None when a timestamp is missing or skewed."""
+
+    number: int
+    declared_at: dt.datetime
+    severity: Severity | None  # the highest reached
+    service: str
+    team: str
+    playbook: str
+    status: Status
+    excluded: str | None  # "drill", "declined", "merged" or "canceled"; None when counted
+    durations: dict[Metric, float | None]
+    clamped: frozenset[Metric]  # small negative values counted as 0
+    skewed: frozenset[Metric]  # negative values beyond the tolerance, left out
+    timestamps: CanonicalTimestamps
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
+    @property
+    def counted(self) -> bool:
+        """In the durations: operational and over (open incidents are counts and ages)."""
+        return self.excluded is None and not self.is_open
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.timestamps.first_ack_at is not None
+
+
+def incident_metrics(
+    timestamps: CanonicalTimestamps,
+    *,
+    team: str = "",
+    is_drill: bool = False,
+    skew_tolerance: float = DEFAULT_SKEW_TOLERANCE,
+) -> IncidentMetrics:
+    """The incident's durations. `team` and `is_drill` come from the incident, where they are
+    set once when it opens; the timeline does not carry them."""
+    durations: dict[Metric, float | None] = {}
+    clamped: set[Metric] = set()
+    skewed: set[Metric] = set()
+    for metric, info in METRICS.items():
+        start: dt.datetime | None = getattr(timestamps, info.start)
+        end: dt.datetime | None = getattr(timestamps, info.end)
+        if start is None or end is None:
+            durations[metric] = None
+            continue
+        seconds = (end - start).total_seconds()
+        if seconds >= 0:
+            durations[metric] = seconds
+        elif -seconds <= skew_tolerance:
+            durations[metric] = 0.0
+            clamped.add(metric)
+        else:
+            durations[metric] = None
+            skewed.add(metric)
+    excluded: str | None = None
+    if is_drill or timestamps.is_drill:
+        excluded = "drill"
+    elif timestamps.status in EXCLUDED_STATUSES:
+        excluded = timestamps.status.value
+    return IncidentMetrics(
+        number=timestamps.number,
+        declared_at=timestamps.declared_at,
+        severity=timestamps.max_severity,
+        service=timestamps.service,
+        team=team,
+        playbook=timestamps.playbook,
+        status=timestamps.status,
+        excluded=excluded,
+        durations=durations,
+        clamped=frozenset(clamped),
+        skewed=frozenset(skewed),
+        timestamps=timestamps,
+    )
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One metric over a set of incidents. Seconds; shares are fractions (0.87 = 87%)."""
+
+    n: int
+    p50: float | None
+    p90: float | None
+    max: float | None
+    mean: float | None  # secondary: incident durations are heavily skewed
+    suppressed: bool  # n below the minimum: p50, p90 and mean are withheld
+    within_target: float | None  # met / targeted
+    met: int
+    targeted: int  # values whose severity has a target
+    target: float | None  # the target, when every targeted value shares one
+    missing: int  # counted incidents without the timestamps (e.g. never acknowledged)
+    clamped: int
+    skewed: int
+
+
+def percentile(ordered: Sequence[float], p: int) -> float:
+    """Nearest rank: the smallest observed value with at least p% of values at or below it.
+    Integer arithmetic, so 90% of 70 is rank 63 exactly, not 63.000000000000001."""
+    if not ordered:
+        raise ValueError("percentile of no values")
+    rank = max(1, -(-p * len(ordered) // 100))
+    return ordered[rank - 1]
+
+
+def summarize(
+    metric: Metric,
+    incidents: Sequence[IncidentMetrics],
+    *,
+    min_n: int = DEFAULT_MIN_N,
+    targets: Targets = DEFAULT_TARGETS,
+) -> Stat:
+    """The statistic for `metric` over the counted incidents among `incidents`."""
+    values: list[float] = []
+    goals: list[float] = []
+    met = missing = clamped = skewed = 0
+    for incident in incidents:
+        if not incident.counted:
+            continue
+        value = incident.durations[metric]
+        if metric in incident.clamped:
+            clamped += 1
+        if metric in incident.skewed:
+            skewed += 1
+            continue
+        if value is None:
+            missing += 1
+            continue
+        values.append(value)
+        goal = targets.get(metric, {}).get(incident.severity) if incident.severity else None
+        if goal is not None:
+            goals.append(goal)
+            if value <= goal:
+                met += 1
+    values.sort()
+    n = len(values)
+    shown = n >= min_n and n > 0
+    return Stat(
+        n=n,
+        p50=percentile(values, 50) if shown else None,
+        p90=percentile(values, 90) if shown else None,
+        max=values[-1] if values else None,
+        mean=sum(values) / n if shown else None,
+        suppressed=0 < n < min_n,
+        within_target=met / len(goals) if goals else None,
+        met=met,
+        targeted=len(goals),
+        target=goals[0] if goals and len(set(goals)) == 1 else None,
+        missing=missing,
+        clamped=clamped,
+        skewed=skewed,
+    )
