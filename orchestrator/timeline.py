@@ -38,6 +38,12 @@ class Kind(StrEnum):
     TIMER_FIRED = "timer.fired"
     TIMER_CANCELLED = "timer.cancelled"
     TIMER_SKIPPED = "timer.skipped"
+    # Follow-up after the incident: the postmortem's text and approval, and its action items.
+    POSTMORTEM_UPDATED = "postmortem.updated"
+    POSTMORTEM_APPROVED = "postmortem.approved"
+    ACTION_ITEM_ADDED = "action_item.added"
+    ACTION_ITEM_UPDATED = "action_item.updated"
+    ACTION_ITEM_CLOSED = "action_item.closed"
 
 
 GENESIS_HASH = "0" * 64

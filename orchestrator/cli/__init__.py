@@ -8,15 +8,16 @@ from typing import Annotated
 import typer
 
 from orchestrator import __version__
+from orchestrator.cli.action_items import actions
 from orchestrator.cli.alerts import alerts
 from orchestrator.cli.common import Options
 from orchestrator.cli.evidence import evidence
 from orchestrator.cli.feed import ingest, run_job
 from orchestrator.cli.incidents import (
-    actions,
     commander,
     correct,
     deadletters,
+    deliveries,
     escalate,
     incidents,
     note,
@@ -26,6 +27,7 @@ from orchestrator.cli.incidents import (
 )
 from orchestrator.cli.metrics import metrics
 from orchestrator.cli.playbooks import playbooks
+from orchestrator.cli.postmortem import postmortem
 
 app = typer.Typer(
     name="orchestrator",
@@ -72,6 +74,8 @@ register_lifecycle(app)
 app.add_typer(incidents, name="incidents")
 app.add_typer(playbooks, name="playbooks")
 app.add_typer(alerts, name="alerts")
+app.add_typer(deliveries, name="deliveries")
+app.add_typer(postmortem, name="postmortem")
 app.add_typer(actions, name="actions")
 app.add_typer(deadletters, name="deadletters")
 app.add_typer(evidence, name="evidence")

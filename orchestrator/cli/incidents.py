@@ -36,7 +36,9 @@ from orchestrator.store.protocols import DeadLetter
 
 incidents = typer.Typer(help="List and inspect incidents.", no_args_is_help=True)
 deadletters = typer.Typer(help="Payloads that could not be read, kept with their raw bytes.")
-actions = typer.Typer(help="Actions in the outbox: what was sent, retried or failed.")
+deliveries = typer.Typer(
+    help="Deliveries in the outbox: what was sent, retried or failed.", no_args_is_help=True
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 Number = Annotated[int, typer.Argument(help="incident number", min=1)]
@@ -273,13 +275,13 @@ def escalate(
     _decide(ctx, number, lambda app: app.pipeline.escalate(number, by, reason), "escalated", json)
 
 
-@actions.command("list")
-def list_actions(
+@deliveries.command("list")
+def list_deliveries(
     ctx: typer.Context,
     incident: Annotated[int | None, typer.Option(help="only this incident")] = None,
     json: JsonFlag = False,
 ) -> None:
-    """Every action the playbooks asked for, with its delivery state."""
+    """Every action the playbooks asked for (pages, messages), with its delivery state."""
 
     async def go() -> None:
         async with opened_app(ctx) as app:

@@ -19,6 +19,9 @@ from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.playbook.validate import semantic_problems
 
 TEMPLATE_SUFFIX = ".j2"
+# Documents (postmortem.md.j2, postmortem.html.j2) share templates/ with the message templates
+# but are rendered by reports, not by slack.post: a second suffix names the output format.
+DOCUMENT_SUFFIXES = (".md.j2", ".html.j2")
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,17 @@ def load_templates(directory: Path) -> dict[str, str]:
     return {
         path.name.removesuffix(TEMPLATE_SUFFIX): path.read_text(encoding="utf-8")
         for path in sorted(folder.glob(f"*{TEMPLATE_SUFFIX}"))
+        if not path.name.endswith(DOCUMENT_SUFFIXES)
     }
+
+
+def document_template(directory: Path, name: str) -> str | None:
+    """A document template such as `postmortem.md.j2` from the playbooks' templates/ folder,
+    or None when the folder has none of that name."""
+    if not name.endswith(DOCUMENT_SUFFIXES):
+        raise ValueError(f"{name!r} is not a document template (*.md.j2, *.html.j2)")
+    path = directory / "templates" / name
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def parse_playbook(

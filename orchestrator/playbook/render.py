@@ -1,4 +1,5 @@
-"""Sandboxed Jinja rendering of playbook templates (titles, channel names, messages) for actions.
+"""Sandboxed Jinja rendering of playbook templates (titles, channel names, messages) for actions
+and of report documents (postmortems).
 
 Alert labels and annotations are attacker-controlled, so templates run in jinja2's immutable
 sandbox with strict undefined names, and in Slack mrkdwn every interpolated value is escaped
@@ -17,8 +18,17 @@ from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
-__all__ = ["Template", "TemplateError", "compile_template", "escape_mrkdwn", "render_text"]
+__all__ = [
+    "Template",
+    "TemplateError",
+    "compile_template",
+    "escape_mrkdwn",
+    "render_document",
+    "render_text",
+]
 
 _TEMPLATE_FILENAME = "<template>"
 
@@ -96,6 +106,24 @@ def _compile(source: str, mrkdwn: bool) -> Template:
     return Template(source, mrkdwn, compiled)
 
 
+def render_document(source: str, context: Mapping[str, Any], *, html: bool = False) -> str:
+    """Renders a report document (a postmortem): Markdown as written, or HTML with every
+    interpolated value escaped unless a filter such as `markdown` made it safe."""
+    return _compile_document(source, html).render(context)
+
+
+@functools.lru_cache(maxsize=32)
+def _compile_document(source: str, html: bool) -> Template:
+    environment = _HTML_DOCUMENT if html else _MARKDOWN_DOCUMENT
+    try:
+        compiled = environment.from_string(source)
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateError(err.message or "syntax error", err.lineno) from None
+    except jinja2.TemplateError as err:
+        raise TemplateError(err.message or type(err).__name__) from None
+    return Template(source, False, compiled)
+
+
 def _template_line(err: BaseException) -> int | None:
     """The innermost template line in the traceback, which jinja rewrites to point at the source."""
     line = None
@@ -168,3 +196,37 @@ def _environment(mrkdwn: bool) -> ImmutableSandboxedEnvironment:
 
 _PLAIN = _environment(mrkdwn=False)
 _MRKDWN = _environment(mrkdwn=True)
+
+
+def _md_cell(value: object) -> str:
+    """A value made safe for one cell of a Markdown table: a pipe or line break would split it."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+# Raw HTML in the text is shown as text, never passed through: postmortems quote alert payloads.
+_MARKDOWN_IT = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def _markdown(value: object) -> Markup:
+    return Markup(_MARKDOWN_IT.render(str(value)))  # noqa: S704 - markdown-it escapes raw HTML
+
+
+def _document_environment(html: bool) -> ImmutableSandboxedEnvironment:
+    environment = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=html,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.globals.clear()
+    environment.filters.update(
+        duration=human_duration, truncate_chars=_truncate_chars, iso=_iso, md_cell=_md_cell
+    )
+    if html:
+        environment.filters["markdown"] = _markdown
+    return environment
+
+
+_MARKDOWN_DOCUMENT = _document_environment(html=False)
+_HTML_DOCUMENT = _document_environment(html=True)

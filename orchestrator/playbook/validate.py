@@ -1,4 +1,5 @@
-"""Checks a schema-valid playbook further: every template renders against a sample alert."""
+"""Checks a schema-valid playbook further: every template renders against a sample alert, and
+its postmortem policy parses."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from orchestrator.playbook.actions import Params, SlackPost
+from orchestrator.playbook.conditions import ConditionError, parse_condition
 from orchestrator.playbook.context import template_context
 from orchestrator.playbook.matchers import MatchType
 from orchestrator.playbook.model import Playbook, SeverityRule
@@ -131,4 +133,9 @@ def semantic_problems(playbook: Playbook) -> list[tuple[Loc, str]]:
             problems.append((loc, f"{path}: template does not render{when}: {err}"))
     if "..." in playbook.group_by and len(playbook.group_by) > 1:
         problems.append((("group_by",), "'...' (all labels) cannot be combined with other labels"))
+    if playbook.postmortem is not None:
+        try:
+            parse_condition(playbook.postmortem.required_when)
+        except ConditionError as err:
+            problems.append((("postmortem", "required_when"), f"postmortem.required_when: {err}"))
     return problems

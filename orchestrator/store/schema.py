@@ -221,3 +221,42 @@ checkpoints = sa.Table(
     sa.Column("signature", sa.String(128), nullable=False),
     sa.Column("public_key", sa.String(64), nullable=False),
 )
+
+# Follow-up after an incident (report/postmortem.py, report/action_items.py). Rows here are the
+# current state; every change is also a timeline entry, which remains the record.
+postmortems = sa.Table(
+    "postmortems",
+    metadata,
+    sa.Column(
+        "incident_number",
+        sa.Integer,
+        sa.ForeignKey("incidents.number", deferrable=True, initially="DEFERRED"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("markdown", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+    sa.Column("approved_by", sa.Text, nullable=False, server_default=""),
+    sa.Column("approved_at", UtcDateTime, nullable=True),
+)
+
+action_items = sa.Table(
+    "action_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _incident_fk(),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("due", sa.Date, nullable=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("link", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("closed_at", UtcDateTime, nullable=True),
+    sa.Column("closed_by", sa.Text, nullable=False, server_default=""),
+    sa.Column("evidence", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_action_items_incident_number", "incident_number"),
+    sa.Index("ix_action_items_status_due", "status", "due"),
+)

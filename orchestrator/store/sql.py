@@ -30,6 +30,7 @@ from orchestrator.store.engine import (
     migrate,
 )
 from orchestrator.store.evidence import EvidenceQueries
+from orchestrator.store.postmortems import PostmortemQueries
 from orchestrator.store.protocols import (
     AlertRecord,
     ConcurrentUpdateError,
@@ -55,7 +56,7 @@ from orchestrator.timeline import EntryDraft, TimelineEntry
 T = TypeVar("T")
 
 
-class SqlStore(EvidenceQueries):
+class SqlStore(EvidenceQueries, PostmortemQueries):
     """A Store at a SQLAlchemy URL: `sqlite+aiosqlite:///path.db` (or `sqlite:///…`),
     `sqlite+aiosqlite:///:memory:`, `postgresql+asyncpg://user@host/db` (or `postgresql://…`)."""
 

@@ -93,7 +93,7 @@ def test_run_replay_fires_escalations_on_the_simulated_clock(cli: Cli) -> None:
     result = cli("run", "--replay", "--input", str(STREAM))
     assert result.exit_code == 0, result.output
     assert "Dry-run actions taken" in result.stdout
-    actions = cli.json("actions", "list")
+    actions = cli.json("deliveries", "list")
     names = [a["action"]["name"] for a in actions]
     # The security incidents stay unacknowledged for half an hour of stream time.
     assert "pagerduty.escalate" in names
@@ -331,14 +331,14 @@ def test_ingest_json_output_stays_json_with_dead_letters(cli: Cli, tmp_path: Pat
     assert summary["dead_letters"] == 2
 
 
-def test_actions_list(cli: Cli) -> None:
+def test_deliveries_list(cli: Cli) -> None:
     run = cli.json("run", "--input", str(STREAM))
-    actions = cli.json("actions", "list")
+    actions = cli.json("deliveries", "list")
     assert len(actions) == len(run["actions"]) == run["summary"]["delivery_attempts"]
     assert {a["action"]["incident_number"] for a in actions} == {1, 2, 3, 4, 5, 6}
     assert {a["status"] for a in actions} == {"delivered"}
     assert all(a["attempts"] == 1 for a in actions)
-    only_three = cli.json("actions", "list", "--incident", "3")
+    only_three = cli.json("deliveries", "list", "--incident", "3")
     assert {a["action"]["incident_number"] for a in only_three} == {3}
     keys = [a["action"]["key"] for a in only_three]
     assert "3:1:reopen:0" in keys
