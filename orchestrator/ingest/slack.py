@@ -31,6 +31,8 @@ from orchestrator.incident.events import (
 from orchestrator.incident.model import Actor, ActorKind, Status
 from orchestrator.ingest.slack_commands import Command, CommandError, parse_command
 from orchestrator.pipeline import IncidentNotFoundError, Pipeline
+from orchestrator.report.action_items import ActionItemType
+from orchestrator.store.postmortems import FollowUpError, NewActionItem
 from orchestrator.store.protocols import Store
 
 log = logging.getLogger(__name__)
@@ -228,6 +230,10 @@ class SlackResponder:
             return refusal
         if command.verb == "status":
             return await self._status(number)
+        if command.verb == "postmortem":
+            return await self._postmortem(number)
+        if command.verb == "action":
+            return await self._action_item(number, command, actor)
         if command.verb == "escalate":
             await self.pipeline.escalate(number, actor, "asked from Slack")
             return f"Escalated #{number}: the next level is being paged."
@@ -243,6 +249,38 @@ class SlackResponder:
             f"#{incident.number} {incident.title}: {incident.status.value}, "
             f"{incident.severity.value}, commander {commander}"
         )
+
+    async def _postmortem(self, number: int) -> str:
+        if await self.store.get_incident(number) is None:
+            raise IncidentNotFoundError(f"no incident #{number}")
+        found = await self.store.get_postmortem(number)
+        items = await self.store.list_action_items(number)
+        still_open = sum(1 for item in items if not item.status.is_closed)
+        state = (
+            f"{found.status.value}, last edited by {found.updated_by}"
+            if found is not None
+            else "not started"
+        )
+        return (
+            f"Postmortem of #{number}: {state}; {len(items)} action item(s), {still_open} open. "
+            f"Draft it with `orchestrator postmortem draft {number}`; add action items here "
+            "with `/incident action <what to do> @owner due:YYYY-MM-DD`."
+        )
+
+    async def _action_item(self, number: int, command: Command, actor: Actor) -> str:
+        item = NewActionItem(
+            title=command.text,
+            owner=command.user or actor.id,
+            due=command.due,
+            type=ActionItemType(command.item_type),
+        )
+        now = self.pipeline.clock.now()
+        try:
+            added = await self.store.add_action_item(number, item, actor, now)
+        except FollowUpError as err:
+            return str(err)
+        due = f", due {added.due.isoformat()}" if added.due else ""
+        return f"Action item {added.id} on #{number}: {added.title} (<@{added.owner}>{due})"
 
     async def _declare(self, command: Command, actor: Actor) -> str:
         declaration = f"{actor.id}-{self.pipeline.clock.now().timestamp():.6f}"

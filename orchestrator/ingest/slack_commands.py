@@ -3,6 +3,7 @@ tells the responder exactly what was wrong. Pure: no Slack calls, no store."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -14,12 +15,28 @@ USAGE = """\
 `/incident commander [#N] @user`
 `/incident note [#N] <text>`
 `/incident status [#N]`
+`/incident postmortem [#N]`
+`/incident action [#N] <what to do> [@owner] [due:YYYY-MM-DD] [type:prevent|detect|...]`
 `/incident declare [SEV1..SEV5] <title>`
 In an incident channel the number can be left out."""
 
 VERBS = frozenset(
-    {"ack", "escalate", "mitigated", "resolve", "severity", "commander", "note", "status"}
+    {
+        "ack",
+        "escalate",
+        "mitigated",
+        "resolve",
+        "severity",
+        "commander",
+        "note",
+        "status",
+        "postmortem",
+        "action",
+    }
 )
+ITEM_TYPES = ("prevent", "mitigate", "detect", "process")
+_DUE = re.compile(r"^due:(\d{4}-\d{2}-\d{2})$")
+_TYPE = re.compile(r"^type:([a-z]+)$")
 ALIASES = {"acknowledge": "ack", "mitigate": "mitigated", "resolved": "resolve", "sev": "severity"}
 # Slack escapes a mentioned user as <@U123> or <@U123|name> when the command asks it to.
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -35,8 +52,10 @@ class Command:
     verb: str
     incident: int | None = None  # None: the incident of the channel it was typed in
     severity: Severity | None = None
-    user: str = ""  # a Slack user id, for `commander`
-    text: str = ""  # a note, or a declared incident's title
+    user: str = ""  # a Slack user id: the commander, or an action item's owner
+    text: str = ""  # a note, a declared incident's title, an action item's title
+    due: dt.date | None = None  # an action item's
+    item_type: str = "prevent"
 
 
 def parse_command(text: str) -> Command:
@@ -58,6 +77,8 @@ def parse_command(text: str) -> Command:
         if len(rest) != 1 or not (user := _USER.match(rest[0])):
             raise CommandError("commander: mention one person, e.g. `/incident commander @ana`")
         return Command(verb, number, user=user.group(1))
+    if verb == "action":
+        return _action(rest, number)
     if verb == "note":
         note = _after_number(text, number)
         if not note:
@@ -66,6 +87,28 @@ def parse_command(text: str) -> Command:
     if rest:
         raise CommandError(f"{verb}: unexpected {' '.join(rest)!r}. Usage:\n{USAGE}")
     return Command(verb, number)
+
+
+def _action(words: list[str], number: int | None) -> Command:
+    """`<title words> [@owner] [due:YYYY-MM-DD] [type:…]`, the options in any order."""
+    title, owner, due, kind = [], "", None, "prevent"
+    for word in words:
+        if user := _USER.match(word):
+            owner = user.group(1)
+        elif found := _DUE.match(word):
+            try:
+                due = dt.date.fromisoformat(found.group(1))
+            except ValueError:
+                raise CommandError(f"action: {word!r} is not a date") from None
+        elif found := _TYPE.match(word):
+            if found.group(1) not in ITEM_TYPES:
+                raise CommandError(f"action: type must be one of {', '.join(ITEM_TYPES)}")
+            kind = found.group(1)
+        else:
+            title.append(word)
+    if not title:
+        raise CommandError("action: say what is to be done, e.g. `/incident action add a replica`")
+    return Command("action", number, user=owner, text=" ".join(title), due=due, item_type=kind)
 
 
 def _severity(words: list[str]) -> Severity:

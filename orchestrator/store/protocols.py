@@ -7,12 +7,17 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from orchestrator.actions import Action, ActionResult, Delivered
-from orchestrator.incident.model import Incident, Status
+from orchestrator.incident.model import Actor, Incident, Status
 from orchestrator.timeline import EntryDraft, TimelineEntry
 from orchestrator.timers import Timer, TimerStatus
+
+if TYPE_CHECKING:  # postmortem types import this module; only annotations need them here
+    from orchestrator.report.action_items import ActionItem
+    from orchestrator.report.postmortem import Postmortem
+    from orchestrator.store.postmortems import NewActionItem
 
 T = TypeVar("T")
 
@@ -284,6 +289,22 @@ class Store(Protocol):
 
     async def delivered_actions(self, incident_number: int) -> list[Delivered]:
         """The incident's delivered actions and what their handlers returned, oldest first."""
+        ...
+
+    async def get_postmortem(self, incident_number: int) -> Postmortem | None: ...
+
+    async def list_action_items(
+        self,
+        incident_number: int | None = None,
+        owner: str | None = None,
+        *,
+        open_only: bool = False,
+    ) -> list[ActionItem]: ...
+
+    async def add_action_item(
+        self, incident_number: int, item: NewActionItem, actor: Actor, now: dt.datetime
+    ) -> ActionItem:
+        """Adds a corrective action, and an entry on the incident's timeline."""
         ...
 
     async def incident_for_result(self, action_name: str, field: str, value: str) -> int | None:

@@ -328,3 +328,24 @@ async def test_a_slow_store_still_answers_slack_in_time(world: dict[str, object]
     incident = await store_of(world).get_incident(1)
     assert incident is not None
     assert incident.status is Status.ACKNOWLEDGED
+
+
+async def test_postmortem_status_and_action_items_from_slack(world: dict[str, object]) -> None:
+    empty = (await post(world, "/slack/commands", command("postmortem"))).json()["text"]
+    assert empty.startswith("Postmortem of #1: not started; 0 action item(s), 0 open.")
+    added = await post(
+        world, "/slack/commands", command("action add a replica <@UANA|ana> due:2026-04-01")
+    )
+    assert added.json()["text"] == ("Action item 1 on #1: add a replica (<@UANA>, due 2026-04-01)")
+    mine = await post(world, "/slack/commands", command("action #1 alert on lag", user="UBOB"))
+    assert "(<@UBOB>)" in mine.json()["text"]  # no owner named: whoever asked
+    # (Another body than the first: the same signed request twice is refused as a replay.)
+    status = (await post(world, "/slack/commands", command("postmortem #1"))).json()["text"]
+    assert "2 action item(s), 2 open" in status
+    items = await store_of(world).list_action_items(1)
+    assert [(i.title, i.owner) for i in items] == [
+        ("add a replica", "UANA"),
+        ("alert on lag", "UBOB"),
+    ]
+    entries = [e for e in await store_of(world).timeline(1) if e.kind.value == "action_item.added"]
+    assert [e.actor.id for e in entries] == ["UALICE", "UBOB"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from orchestrator.incident.model import Severity
@@ -29,6 +31,20 @@ from orchestrator.ingest.slack_commands import Command, CommandError, parse_comm
             Command("declare", severity=Severity.SEV2, text="checkout errors"),
         ),
         ("declare checkout slow", Command("declare", text="checkout slow")),
+        ("postmortem", Command("postmortem")),
+        ("postmortem #4", Command("postmortem", 4)),
+        (
+            "action #4 add a read replica <@U77|ana> due:2026-12-01 type:mitigate",
+            Command(
+                "action",
+                4,
+                user="U77",
+                text="add a read replica",
+                due=dt.date(2026, 12, 1),
+                item_type="mitigate",
+            ),
+        ),
+        ("action alert on replica lag", Command("action", text="alert on replica lag")),
     ],
 )
 def test_commands(text: str, expected: Command) -> None:
@@ -50,6 +66,9 @@ def test_commands(text: str, expected: Command) -> None:
         ("ack now please", "unexpected 'now please'"),
         ("declare", "give a title"),
         ("declare SEV1", "give a title"),
+        ("action", "say what is to be done"),
+        ("action fix it due:2026-13-45", "is not a date"),
+        ("action fix it type:blame", "type must be one of"),
     ],
 )
 def test_mistakes_say_what_is_wrong(text: str, message: str) -> None:
