@@ -30,6 +30,8 @@ CRITERIA = {
     "incidents/<n>/timeline.jsonl": "CC7.4",
     "incidents/<n>/notifications.csv": "CC7.4, CC2.2, CC2.3",
     "incidents/<n>/playbook.json": "CC7.4",
+    "incidents/<n>/postmortem.md": "CC7.5",
+    "incidents/<n>/action_items.csv": "CC7.4, CC7.5",
     "checkpoints.jsonl": "CC7.4 (the timeline is complete up to each signed checkpoint)",
 }
 
@@ -172,6 +174,7 @@ async def export_archive(
                 f"incidents/{number}/playbook.json",
                 iter([json.dumps(_playbook_record(incident, entries, actions), indent=2)]),
             )
+            await _follow_up(store, archive, number)
             register.append(_register_row(incident, entries))
             if progress is not None:
                 progress(1)
@@ -224,6 +227,57 @@ async def export_archive(
         }
         zip_file.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
+
+
+async def _follow_up(store: SqlStore, archive: _Archive, number: int) -> None:
+    """The postmortem as people wrote (and approved) it, and its corrective actions."""
+    postmortem = await store.get_postmortem(number)
+    if postmortem is not None:
+        approval = (
+            f"approved by {postmortem.approved_by} at {postmortem.approved_at.isoformat()}"
+            if postmortem.approved_at is not None
+            else f"{postmortem.status.value}, not approved"
+        )
+        header = f"<!-- postmortem of incident #{number}: {approval} -->\n"
+        archive.write(f"incidents/{number}/postmortem.md", iter([header, postmortem.markdown]))
+    items = await store.list_action_items(number)
+    if items:
+        archive.write(
+            f"incidents/{number}/action_items.csv",
+            _csv_rows(
+                [
+                    "id",
+                    "title",
+                    "owner",
+                    "due",
+                    "type",
+                    "status",
+                    "link",
+                    "created_at",
+                    "closed_at",
+                    "closed_by",
+                    "evidence",
+                ],
+                iter(
+                    [
+                        [
+                            item.id,
+                            item.title,
+                            item.owner,
+                            item.due.isoformat() if item.due else "",
+                            item.type.value,
+                            item.status.value,
+                            item.link,
+                            item.created_at.isoformat(),
+                            item.closed_at.isoformat() if item.closed_at else "",
+                            item.closed_by,
+                            item.evidence,
+                        ]
+                        for item in items
+                    ]
+                ),
+            ),
+        )
 
 
 def _target(params: dict[str, Any]) -> str:

@@ -23,7 +23,9 @@ from orchestrator.incident.events import NoteAdded, StatusChange
 from orchestrator.incident.model import Actor, ActorKind, Status
 from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.loader import load_playbooks
+from orchestrator.report.action_items import ActionItemType
 from orchestrator.report.checkpoints import public_hex, signing_key
+from orchestrator.store.postmortems import NewActionItem
 from orchestrator.store.sql import SqlStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,6 +48,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
     await pipeline.apply(1, StatusChange(Status.ACKNOWLEDGED, ALICE))
     await pipeline.apply(2, NoteAdded("failing over", ALICE))
     await pipeline.apply(2, StatusChange(Status.RESOLVED, ALICE))
+    fix = NewActionItem("add a read replica", "ana", dt.date(2026, 4, 1), ActionItemType.MITIGATE)
+    await opened.save_postmortem(2, "# Postmortem\n\nThe disk filled up.\n", ALICE, clock.now())
+    await opened.add_action_item(2, fix, ALICE, clock.now())
     await take_checkpoint(opened, KEY, clock)
     try:
         yield opened
@@ -107,6 +112,13 @@ async def test_an_export_verifies_offline(store: SqlStore, tmp_path: Path) -> No
     assert set(manifest["files"]) == names - {"manifest.json"}
     assert [row.split(",")[0] for row in register[1:]] == ["1", "2", "3"]  # gap-free
     assert manifest["criteria"]["alerts.csv"] == "CC7.2, CC7.3"
+    with zipfile.ZipFile(path) as archive:
+        postmortem = archive.read("incidents/2/postmortem.md").decode()
+        items = archive.read("incidents/2/action_items.csv").decode().splitlines()
+    assert "The disk filled up." in postmortem
+    assert "draft, not approved" in postmortem.splitlines()[0]
+    assert items[1].split(",")[1:5] == ["add a read replica", "ana", "2026-04-01", "mitigate"]
+    assert "incidents/1/postmortem.md" not in names  # none was written for #1
 
 
 TIMELINE = "incidents/2/timeline.jsonl"
