@@ -96,14 +96,16 @@ def render_text(source: str, context: Mapping[str, Any], *, mrkdwn: bool = False
 
 @functools.lru_cache(maxsize=512)
 def _compile(source: str, mrkdwn: bool) -> Template:
-    environment = _MRKDWN if mrkdwn else _PLAIN
+    return Template(source, mrkdwn, _from_string(_MRKDWN if mrkdwn else _PLAIN, source))
+
+
+def _from_string(environment: jinja2.Environment, source: str) -> jinja2.Template:
     try:
-        compiled = environment.from_string(source)
+        return environment.from_string(source)
     except jinja2.TemplateSyntaxError as err:
         raise TemplateError(err.message or "syntax error", err.lineno) from None
     except jinja2.TemplateError as err:
         raise TemplateError(err.message or type(err).__name__) from None
-    return Template(source, mrkdwn, compiled)
 
 
 def render_document(source: str, context: Mapping[str, Any], *, html: bool = False) -> str:
@@ -115,13 +117,7 @@ def render_document(source: str, context: Mapping[str, Any], *, html: bool = Fal
 @functools.lru_cache(maxsize=32)
 def _compile_document(source: str, html: bool) -> Template:
     environment = _HTML_DOCUMENT if html else _MARKDOWN_DOCUMENT
-    try:
-        compiled = environment.from_string(source)
-    except jinja2.TemplateSyntaxError as err:
-        raise TemplateError(err.message or "syntax error", err.lineno) from None
-    except jinja2.TemplateError as err:
-        raise TemplateError(err.message or type(err).__name__) from None
-    return Template(source, False, compiled)
+    return Template(source, False, _from_string(environment, source))
 
 
 def _template_line(err: BaseException) -> int | None:

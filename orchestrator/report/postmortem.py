@@ -16,7 +16,7 @@ from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.render import human_duration
 from orchestrator.report.action_items import ActionItem
 from orchestrator.report.blameless import blame_phrases
-from orchestrator.report.timestamps import CanonicalTimestamps, canonical_timestamps
+from orchestrator.report.timestamps import CanonicalTimestamps, canonical_timestamps, instant
 from orchestrator.timeline import Kind, TimelineEntry
 
 __all__ = [
@@ -224,7 +224,7 @@ def _timeline(
         if entry.kind in _NOT_IN_TIMELINE:
             continue
         fix = corrected.get(entry.seq, {})
-        at = _instant(fix.get("occurred_at")) or entry.occurred_at
+        at = instant(fix.get("occurred_at")) or entry.occurred_at
         if end is not None and at > end:
             continue
         text = _describe(entry, fix)
@@ -247,16 +247,6 @@ def _since(start: dt.datetime | None, at: dt.datetime) -> str:
         return ""
     seconds = (at - start).total_seconds()
     return ("-" if seconds < 0 else "+") + human_duration(abs(seconds), seconds=False)
-
-
-def _instant(value: object) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 def _describe(entry: TimelineEntry, fix: Mapping[str, Any]) -> str:

@@ -109,7 +109,7 @@ def canonical_timestamps(entries: Sequence[TimelineEntry]) -> CanonicalTimestamp
         ):
             first_page = occurred(entry)
 
-    impact = _instant(trigger_data.get("impact_started_at"))
+    impact = instant(trigger_data.get("impact_started_at"))
     if first_alert is not None and (impact is None or first_alert.seq in corrected):
         # A corrected start of the first alert is a person setting when impact began.
         impact = occurred(first_alert)
@@ -147,7 +147,7 @@ def _corrected_times(ordered: Sequence[TimelineEntry]) -> dict[int, dt.datetime]
             continue
         changes = entry.data.get("changes")
         target = entry.data.get("corrects")
-        when = _instant(changes.get("occurred_at")) if isinstance(changes, dict) else None
+        when = instant(changes.get("occurred_at")) if isinstance(changes, dict) else None
         if isinstance(target, int) and when is not None:
             fixed[target] = when
     return fixed
@@ -160,7 +160,7 @@ def _severity(value: object) -> Severity | None:
         return None
 
 
-def _instant(value: object) -> dt.datetime | None:
+def instant(value: object) -> dt.datetime | None:
     """An ISO 8601 time from entry data; a naive one is taken as UTC, as the engine writes UTC."""
     if not isinstance(value, str):
         return None
