@@ -47,6 +47,8 @@ class Kind(StrEnum):
 
 
 GENESIS_HASH = "0" * 64
+# json.dumps with these options builds a new encoder per call; the bytes are the same.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def canonical_bytes(
         "data": data,
         "prev": prev_hash,
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(body).encode()
 
 
 def chain(
