@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from orchestrator.app import App
 from orchestrator.evidence import take_checkpoint
+from orchestrator.followups import REMINDER_ACTION, overdue_postmortems, reminder
 from orchestrator.ingest.callbacks import callback_routes, slack_responder, slack_web_client
 from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app, serve
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
@@ -119,6 +120,28 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
 
+    async def remind_postmortems_forever(self, stop: asyncio.Event, every: float = 3600) -> None:
+        """Posts, once a day per incident, a reminder in the channel of each incident whose
+        required postmortem is overdue (docs/postmortems.md)."""
+        days = self.app.settings.postmortem_due_business_days
+        while not stop.is_set():
+            try:
+                await self.remind_postmortems(days)
+            except Exception:  # the next round tries again; the log says why
+                log.exception("looking for overdue postmortems failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+
+    async def remind_postmortems(self, days: int) -> int:
+        now = self.app.clock.now()
+        late = await overdue_postmortems(self.app.store, self.app.playbooks, now, days)
+        reminders = [reminder(found, now.date()) for found in late]
+        if reminders:
+            async with self.app.store.transaction() as tx:
+                reminders = await tx.enqueue_actions(reminders, now)
+            self.app.dispatcher.wake()
+        return len(reminders)
+
     async def _store_answers(self) -> bool:
         try:
             await self.app.store.list_incidents(limit=1)
@@ -136,6 +159,10 @@ class Service:
         ]
         if self.checkpoint_key is not None:
             tasks.append(asyncio.create_task(self.checkpoint_forever(stop), name="checkpoints"))
+        if REMINDER_ACTION in self.app.handlers:
+            tasks.append(
+                asyncio.create_task(self.remind_postmortems_forever(stop), name="postmortems")
+            )
         if settings.http_port:
             token = settings.http_token.get_secret_value() if settings.http_token else None
             intake = create_intake_app(

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     evidence_checkpoint_minutes: float = Field(
         15.0, gt=0, description="how often the service signs a checkpoint of the chain heads"
     )
+    postmortem_due_business_days: int = Field(
+        5, ge=0, description="a required postmortem not approved this long after resolution: remind"
+    )
     vendor_ca_file: Path | None = Field(
         None, description="PEM bundle to trust for Slack/PagerDuty HTTPS (a proxy's CA)"
     )

@@ -15,8 +15,8 @@ from rich.text import Text
 
 from orchestrator.app import App
 from orchestrator.cli.common import console, fail, opened_app, print_json, run, short
+from orchestrator.followups import overdue_postmortems
 from orchestrator.incident.model import Actor, ActorKind, Incident
-from orchestrator.playbook.conditions import Condition, ConditionError, parse_condition
 from orchestrator.playbook.loader import document_template
 from orchestrator.playbook.render import TemplateError
 from orchestrator.report.action_items import ActionItemsError, parse_action_items, plan_import
@@ -28,7 +28,7 @@ from orchestrator.report.postmortem import (
     postmortem_context,
 )
 from orchestrator.report.postmortem_doc import checkable_text, render_postmortem
-from orchestrator.report.postmortem_policy import Overdue, overdue_postmortem
+from orchestrator.report.postmortem_policy import Overdue
 from orchestrator.store.postmortems import FollowUpError, NewActionItem
 from orchestrator.store.protocols import OutboxItem
 
@@ -279,25 +279,12 @@ def overdue(
 
     async def go() -> list[Overdue]:
         async with opened_app(ctx) as app:
-            now = fixed or app.clock.now()
-            conditions = _conditions(app)
-            stored = await app.store.list_postmortems()
-            late: list[Overdue] = []
-            async for incident, entries in app.store.incidents_with_timelines():
-                condition = conditions.get(incident.playbook)
-                if condition is None:
-                    continue
-                found = overdue_postmortem(
-                    incident,
-                    entries,
-                    condition,
-                    stored.get(incident.number),
-                    as_of=now,
-                    days=days,
+            try:
+                return await overdue_postmortems(
+                    app.store, app.playbooks, fixed or app.clock.now(), days
                 )
-                if found is not None:
-                    late.append(found)
-        return late
+            except ValueError as err:
+                raise fail(str(err)) from None
 
     late = run(go())
     if json:
@@ -333,18 +320,6 @@ def overdue(
             Text(item.required_when),
         )
     console.print(table)
-
-
-def _conditions(app: App) -> dict[str, Condition]:
-    """Each playbook's parsed policy; loading validated them, so a failure here is a bug."""
-    parsed: dict[str, Condition] = {}
-    for playbook in app.playbooks:
-        if playbook.postmortem is not None:
-            try:
-                parsed[playbook.name] = parse_condition(playbook.postmortem.required_when)
-            except ConditionError as err:
-                raise fail(f"playbook {playbook.name}: postmortem.required_when: {err}") from None
-    return parsed
 
 
 def _instant(text: str) -> dt.datetime:

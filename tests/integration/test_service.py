@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 from pathlib import Path
 
 import httpx
 import pytest
+from samples import db_alert
 
 from handlers.recording import RecordingHandler
 from orchestrator.app import build_app
+from orchestrator.clock import ManualClock
+from orchestrator.incident.events import StatusChange
+from orchestrator.incident.model import Actor, ActorKind, Status
 from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.service import Service
 from orchestrator.settings import Settings
@@ -130,5 +135,30 @@ async def test_a_malformed_signing_key_stops_the_service_at_start(tmp_path: Path
     try:
         with pytest.raises(ValueError, match="neither PEM nor hex"):
             Service(app)
+    finally:
+        await app.close()
+
+
+async def test_overdue_postmortems_are_reminded_once_a_day(tmp_path: Path) -> None:
+    clock = ManualClock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC))  # a Monday
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
+        playbooks_dir=REPO / "playbooks",
+        http_port=0,
+    )
+    app = await build_app(settings, clock=clock, handlers=[RecordingHandler(ACTION_NAMES)])
+    try:
+        service = Service(app)
+        await app.pipeline.ingest_bytes(db_alert("orders-db", starts_at=clock.now()), "test")
+        await app.pipeline.apply(1, StatusChange(Status.RESOLVED, Actor(ActorKind.CLI, "ana")))
+        assert await service.remind_postmortems(days=5) == 0  # just resolved
+        clock.advance(dt.timedelta(days=8))  # six business days later
+        assert await service.remind_postmortems(days=5) == 1
+        assert await service.remind_postmortems(days=5) == 0  # once a day
+        (nudge,) = [i.action for i in await app.store.list_actions(1) if "reminder" in i.action.key]
+        assert nudge.name == "slack.post"
+        assert "The postmortem of #1 is overdue" in nudge.params["text"]
+        clock.advance(dt.timedelta(days=1))
+        assert await service.remind_postmortems(days=5) == 1  # the next day, again
     finally:
         await app.close()
