@@ -18,10 +18,15 @@ from typing import IO, Any
 
 from orchestrator.clock import Clock
 from orchestrator.evidence import Verification, check_register
+from orchestrator.report.action_items import ActionItem
 from orchestrator.report.chains import verify_incident
 from orchestrator.report.checkpoints import verify_checkpoints
+from orchestrator.report.postmortem import Postmortem
+from orchestrator.store.protocols import OutboxItem
 from orchestrator.store.sql import SqlStore
 from orchestrator.timeline import TimelineEntry, entry_json
+
+PAGE = 500  # incidents whose actions are read in one query
 
 CRITERIA = {
     "manifest.json": "completeness and accuracy of the population",
@@ -128,8 +133,16 @@ async def export_archive(
                         ]
                     )
                 )
+        postmortems = await store.list_postmortems()
+        items: dict[int, list[ActionItem]] = {}
+        for item in await store.list_action_items():
+            items.setdefault(item.incident_number, []).append(item)
+        page: dict[int, list[OutboxItem]] = {}
         async for incident, entries in store.incidents_with_timelines(start, end):
             number = incident.number
+            if number not in page:  # the next page of incidents: their actions in one query
+                page = await store.actions_between(number, number + PAGE - 1)
+                page.setdefault(number, [])
             verification.chains += 1
             verification.entries += len(entries)
             verification.breaks += verify_incident(number, entries, heads.get(number))
@@ -137,7 +150,7 @@ async def export_archive(
                 f"incidents/{number}/timeline.jsonl",
                 (json.dumps(entry_json(e), sort_keys=True) + "\n" for e in entries),
             )
-            actions = await store.actions_of(number)
+            actions = page.get(number, [])
             archive.write(
                 f"incidents/{number}/notifications.csv",
                 _csv_rows(
@@ -174,7 +187,7 @@ async def export_archive(
                 f"incidents/{number}/playbook.json",
                 iter([json.dumps(_playbook_record(incident, entries, actions), indent=2)]),
             )
-            await _follow_up(store, archive, number)
+            _follow_up(archive, number, postmortems.get(number), items.get(number, []))
             register.append(_register_row(incident, entries))
             if progress is not None:
                 progress(1)
@@ -229,9 +242,10 @@ async def export_archive(
     return manifest
 
 
-async def _follow_up(store: SqlStore, archive: _Archive, number: int) -> None:
+def _follow_up(
+    archive: _Archive, number: int, postmortem: Postmortem | None, items: list[ActionItem]
+) -> None:
     """The postmortem as people wrote (and approved) it, and its corrective actions."""
-    postmortem = await store.get_postmortem(number)
     if postmortem is not None:
         approval = (
             f"approved by {postmortem.approved_by} at {postmortem.approved_at.isoformat()}"
@@ -240,7 +254,6 @@ async def _follow_up(store: SqlStore, archive: _Archive, number: int) -> None:
         )
         header = f"<!-- postmortem of incident #{number}: {approval} -->\n"
         archive.write(f"incidents/{number}/postmortem.md", iter([header, postmortem.markdown]))
-    items = await store.list_action_items(number)
     if items:
         archive.write(
             f"incidents/{number}/action_items.csv",

@@ -97,7 +97,7 @@ def draft(
         async with opened_app(ctx) as app:
             incident = await _incident(app, number)
             entries = await app.store.timeline(number)
-            sent = await app.store.actions_of(number)
+            sent = await app.store.list_actions(number)
             record = await app.store.get_postmortem(number)
             items = await app.store.list_action_items(number)
             markdown = _template(app, "postmortem.md.j2")

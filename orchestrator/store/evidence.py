@@ -134,10 +134,15 @@ class EvidenceQueries:
                 return
             cursor = (found[-1].received_at, found[-1].alert_id)
 
-    async def actions_of(self, incident_number: int) -> list[OutboxItem]:
+    async def actions_between(self, first: int, last: int) -> dict[int, list[OutboxItem]]:
+        """The outbox actions of incidents first..last (inclusive), by incident, in order:
+        one query for a page of incidents."""
         query = (
             sa.select(outbox)
-            .where(outbox.c.incident_number == incident_number)
-            .order_by(outbox.c.ordinal, outbox.c.key)
+            .where(outbox.c.incident_number.between(first, last))
+            .order_by(outbox.c.incident_number, outbox.c.ordinal, outbox.c.key)
         )
-        return [rows.outbox_from_row(row) for row in await self._read(query)]
+        found: dict[int, list[OutboxItem]] = {}
+        for row in await self._read(query):
+            found.setdefault(row["incident_number"], []).append(rows.outbox_from_row(row))
+        return found
