@@ -12,12 +12,13 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import platform
 import resource
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_line
 
 from orchestrator.clock import ManualClock
 from orchestrator.evidence import take_checkpoint, verify_archive, verify_store
@@ -55,7 +56,7 @@ def peak_mib() -> float:
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(f"machine   {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+    print(f"machine   {cpu_line()}")
     print(f"python    {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="evidence-bench-") as folder:
         store = SqlStore(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}")

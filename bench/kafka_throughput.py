@@ -23,7 +23,6 @@ import datetime as dt
 import hashlib
 import json
 import multiprocessing
-import os
 import platform
 import resource
 import tempfile
@@ -40,6 +39,7 @@ from typing import Any
 import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from machine import cpu_line
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from orchestrator.clock import SystemClock
@@ -440,20 +440,7 @@ def verdict(ok: bool) -> str:
 
 
 def machine_facts(args: argparse.Namespace) -> None:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        model = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in cpuinfo.read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            "",
-        )
-    cpus = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
-    print(f"machine             {cpus} CPUs ({usable} usable) {model}".rstrip())
+    print(f"machine             {cpu_line()}")
     print(f"python              {platform.python_version()} on {platform.platform()}")
     print(f"aiokafka            {aiokafka.__version__}, broker {args.bootstrap}")
     store = args.database_url.split("://", 1)[0] if args.database_url else "sqlite (fresh file)"

@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import platform
 import resource
 import tempfile
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from machine import cpu_line
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
@@ -399,19 +399,6 @@ def reset_postgres(url: str) -> None:
 
 
 def machine_facts(args: argparse.Namespace, url: str) -> str:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        model = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in cpuinfo.read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            "",
-        )
-    cpus = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
     backend = sa.make_url(url).get_backend_name()
     store = f"{backend} ({'fresh file' if args.database_url is None else 'given URL'})"
     if backend == "postgresql":
@@ -420,7 +407,7 @@ def machine_facts(args: argparse.Namespace, url: str) -> str:
             version = conn.scalar(sa.text("show server_version"))
         engine.dispose()
         store = f"postgresql {str(version).split()[0]}"
-    print(f"machine             {cpus} CPUs ({usable} usable) {model}".rstrip())
+    print(f"machine             {cpu_line()}")
     print(f"python              {platform.python_version()} on {platform.platform()}")
     print(f"sqlalchemy          {sa.__version__}")
     print(f"store               {store}")
