@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.actions import Action
+from orchestrator.incident.decision import (
+    Decision,
+    TransitionError,
+    bump,
+    finish,
+)
 from orchestrator.incident.events import (
     AlertReceived,
     CommanderAssigned,
@@ -16,7 +21,6 @@ from orchestrator.incident.events import (
     NoteAdded,
     SeverityChanged,
     StatusChange,
-    TimerFired,
 )
 from orchestrator.incident.grouping import group_key, group_labels
 from orchestrator.incident.model import (
@@ -30,16 +34,18 @@ from orchestrator.incident.policy import (
     PolicyDefaults,
     ack_timeout_timer,
     escalation_timer,
-    ladder_id,
     policy_of,
     reminder_timer,
     snapshot,
 )
 from orchestrator.incident.steps import context_for, render_or_keep, render_steps
+from orchestrator.incident.timer_rules import on_timer, status_update
 from orchestrator.ingest.alert import Alert, AlertStatus
 from orchestrator.playbook.model import Playbook
 from orchestrator.timeline import EntryDraft, Kind
 from orchestrator.timers import Timer, TimerKind
+
+__all__ = ["Decision", "TransitionError", "alert_entry", "decide", "open_incident"]
 
 STATUS_KINDS = {
     Status.ACKNOWLEDGED: Kind.INCIDENT_ACKNOWLEDGED,
@@ -63,19 +69,6 @@ VERBS = {
 }
 
 
-class TransitionError(ValueError):
-    """The event is not allowed in the incident's current state; nothing was changed."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    incident: Incident
-    entries: tuple[EntryDraft, ...] = ()
-    actions: tuple[Action, ...] = ()
-    timers: tuple[Timer, ...] = ()
-    cancel_timer_kinds: frozenset[str] = frozenset()  # pending timers of these kinds are cancelled
-
-
 ALL_TIMER_KINDS = frozenset(kind.value for kind in TimerKind)
 
 
@@ -96,45 +89,6 @@ def alert_entry(alert: Alert) -> EntryDraft:
     }
     occurred = alert.ends_at if alert.status is AlertStatus.RESOLVED and alert.ends_at else None
     return EntryDraft(kind, alert_actor(alert), occurred or alert.starts_at, data)
-
-
-def _scheduled(actions: list[Action], actor: Actor, now: dt.datetime) -> list[EntryDraft]:
-    return [
-        EntryDraft(Kind.ACTION_SCHEDULED, actor, now, {"key": a.key, "action": a.name})
-        for a in actions
-    ]
-
-
-def _timer_entries(timers: list[Timer], actor: Actor, now: dt.datetime) -> list[EntryDraft]:
-    return [
-        EntryDraft(
-            Kind.TIMER_SCHEDULED,
-            actor,
-            now,
-            {"key": t.key, "timer": t.kind, "due_at": t.due_at.isoformat(), **t.payload},
-        )
-        for t in timers
-    ]
-
-
-def _finish(
-    incident: Incident,
-    now: dt.datetime,
-    actor: Actor,
-    entries: list[EntryDraft],
-    actions: list[Action],
-    timers: list[Timer],
-    cancel: frozenset[str] = frozenset(),
-) -> Decision:
-    """Adds the bookkeeping entries every decision carries: actions and timers scheduled."""
-    all_entries = [*entries, *_scheduled(actions, actor, now), *_timer_entries(timers, actor, now)]
-    return Decision(
-        incident=incident,
-        entries=tuple(all_entries),
-        actions=tuple(actions),
-        timers=tuple(timers),
-        cancel_timer_kinds=cancel,
-    )
 
 
 def open_incident(
@@ -197,7 +151,7 @@ def open_incident(
         context=context,
     )
     timers = escalation_timer(incident, policy, 0, 0, now) + reminder_timer(incident, policy, now)
-    return _finish(incident, now, actor, [alert_entry(alert), triggered], actions, timers)
+    return finish(incident, now, actor, [alert_entry(alert), triggered], actions, timers)
 
 
 def decide(incident: Incident, event: Event, playbook: Playbook, now: dt.datetime) -> Decision:
@@ -211,14 +165,14 @@ def decide(incident: Incident, event: Event, playbook: Playbook, now: dt.datetim
             raise TransitionError("a note needs some text")
         entry = EntryDraft(Kind.NOTE, event.actor, event.occurred_at or now, {"text": event.text})
         noted = Decision(dataclasses.replace(incident, updated_at=now), (entry,))
-        return _status_update(noted, playbook, now)
+        return status_update(noted, playbook, now)
     if isinstance(event, SeverityChanged):
-        return _status_update(_on_severity(incident, event, now), playbook, now)
+        return status_update(_on_severity(incident, event, now), playbook, now)
     if isinstance(event, CommanderAssigned):
-        return _status_update(_on_commander(incident, event, now), playbook, now)
+        return status_update(_on_commander(incident, event, now), playbook, now)
     if isinstance(event, Correction):
         return _on_correction(incident, event, now)
-    return _on_timer(incident, event, playbook, now)
+    return on_timer(incident, event, playbook, now)
 
 
 CORRECTABLE = frozenset({"occurred_at", "text", "reason"})
@@ -248,7 +202,7 @@ def _on_correction(incident: Incident, event: Correction, now: dt.datetime) -> D
         now,
         {"corrects": event.seq, "reason": event.reason, "changes": dict(event.changes)},
     )
-    return Decision(_bump(incident, now), (entry,))
+    return Decision(bump(incident, now), (entry,))
 
 
 def _on_commander(incident: Incident, event: CommanderAssigned, now: dt.datetime) -> Decision:
@@ -264,11 +218,7 @@ def _on_commander(incident: Incident, event: CommanderAssigned, now: dt.datetime
         event.occurred_at or now,
         {"from": incident.commander, "to": event.commander},
     )
-    return Decision(_bump(incident, now, commander=event.commander), (entry,))
-
-
-def _bump(incident: Incident, now: dt.datetime, **changes: Any) -> Incident:
-    return dataclasses.replace(incident, updated_at=now, **changes)
+    return Decision(bump(incident, now, commander=event.commander), (entry,))
 
 
 def _on_alert(incident: Incident, alert: Alert, playbook: Playbook, now: dt.datetime) -> Decision:
@@ -277,7 +227,7 @@ def _on_alert(incident: Incident, alert: Alert, playbook: Playbook, now: dt.date
         if incident.status is Status.RESOLVED:
             reopen = StatusChange(Status.TRIGGERED, alert_actor(alert), "alert fired again")
             decision = _on_status(incident, reopen, playbook, now, alert=alert)
-            reopened = _bump(decision.incident, now, firing=frozenset({alert.fingerprint}))
+            reopened = bump(decision.incident, now, firing=frozenset({alert.fingerprint}))
             entries += decision.entries
             severity = playbook.severity_for(alert.labels)
             if severity.rank < reopened.severity.rank:
@@ -288,7 +238,7 @@ def _on_alert(incident: Incident, alert: Alert, playbook: Playbook, now: dt.date
         if not incident.status.is_open:
             raise TransitionError(f"incident #{incident.number} is {incident.status.value}")
         firing = incident.firing | {alert.fingerprint}
-        updated = _bump(incident, now, firing=firing)
+        updated = bump(incident, now, firing=firing)
         severity = playbook.severity_for(alert.labels)
         if severity.rank < incident.severity.rank:
             change = SeverityChanged(severity, alert_actor(alert), f"alert {alert.name}")
@@ -296,7 +246,7 @@ def _on_alert(incident: Incident, alert: Alert, playbook: Playbook, now: dt.date
             return dataclasses.replace(decision, entries=(*entries, *decision.entries))
         return Decision(updated, tuple(entries))
     firing = incident.firing - {alert.fingerprint}
-    updated = _bump(incident, now, firing=firing)
+    updated = bump(incident, now, firing=firing)
     if firing or playbook.resolve != "all_alerts_resolved" or not incident.status.is_open:
         return Decision(updated, tuple(entries))
     resolve = StatusChange(Status.RESOLVED, alert_actor(alert), "all alerts resolved")
@@ -312,7 +262,7 @@ def _on_severity(incident: Incident, event: SeverityChanged, now: dt.datetime) -
         )
     if event.severity is incident.severity:
         raise TransitionError(f"incident #{incident.number} is already {event.severity.value}")
-    updated = _bump(
+    updated = bump(
         incident,
         now,
         severity=event.severity,
@@ -364,7 +314,7 @@ def _on_status(
         )
     else:
         cancel = ALL_TIMER_KINDS
-    updated = _bump(incident, now, **changes)
+    updated = bump(incident, now, **changes)
     context = context_for(updated, playbook, alert, now)
     policy = policy_of(incident, playbook)
     if target is Status.ACKNOWLEDGED:
@@ -386,119 +336,4 @@ def _on_status(
     if event.reason:
         data["reason"] = event.reason
     entry = EntryDraft(STATUS_KINDS[target], event.actor, event.occurred_at or now, data)
-    return _finish(updated, now, event.actor, [entry], actions, timers, cancel)
-
-
-def _skip(incident: Incident, event: TimerFired, now: dt.datetime, reason: str) -> Decision:
-    entry = EntryDraft(
-        Kind.TIMER_SKIPPED,
-        Actor(ActorKind.SYSTEM, "timers"),
-        now,
-        {"key": event.key, "timer": event.kind, "reason": reason},
-    )
-    return Decision(incident, (entry,))
-
-
-def _on_timer(
-    incident: Incident, event: TimerFired, playbook: Playbook, now: dt.datetime
-) -> Decision:
-    actor = Actor(ActorKind.SYSTEM, "timers")
-    if event.payload.get("cycle") != incident.cycle:
-        return _skip(incident, event, now, "the incident was reopened since it was set")
-    fired = EntryDraft(
-        Kind.TIMER_FIRED,
-        actor,
-        now,
-        {
-            "key": event.key,
-            "timer": event.kind,
-            "due_at": event.due_at.isoformat(),
-            **event.payload,
-        },
-    )
-    if event.kind == TimerKind.ACK_TIMEOUT.value:
-        if incident.status is not Status.ACKNOWLEDGED:
-            return _skip(incident, event, now, f"the incident is {incident.status.value}")
-        # Acknowledged but not mitigated in time: back to triggered, re-page, and the ladder
-        # starts over.
-        updated = _bump(incident, now, status=Status.TRIGGERED)
-        entry = EntryDraft(
-            Kind.INCIDENT_ACK_TIMED_OUT,
-            actor,
-            now,
-            {
-                "from": incident.status.value,
-                "to": Status.TRIGGERED.value,
-                "reason": "acknowledged but not mitigated in time",
-            },
-        )
-        policy = policy_of(incident, playbook)
-        actions = render_steps(
-            policy.on_ack_timeout,
-            step_id=f"ack_timeout:{ladder_id(now)}",
-            incident=updated,
-            playbook=playbook,
-            context=context_for(updated, playbook, None, now),
-        )
-        timers = escalation_timer(updated, policy, 0, 0, now)
-        return _finish(updated, now, actor, [fired, entry], actions, timers)
-    if event.kind == TimerKind.REMINDER.value:
-        return _remind(incident, playbook, now, fired)
-    if incident.status is not Status.TRIGGERED:
-        return _skip(incident, event, now, f"the incident is {incident.status.value}")
-    policy = policy_of(incident, playbook)
-    round_, level = int(event.payload["round"]), int(event.payload["level"])
-    if level >= len(policy.levels):
-        return _skip(incident, event, now, "its escalation policy has no such level")
-    round_start = dt.datetime.fromisoformat(str(event.payload["round_start"]))
-    actions = render_steps(
-        policy.levels[level].do,
-        step_id=f"esc:{ladder_id(round_start)}.{round_}.{level}",
-        incident=incident,
-        playbook=playbook,
-        context=context_for(incident, playbook, None, now),
-    )
-    if level + 1 < len(policy.levels):
-        timers = escalation_timer(incident, policy, round_, level + 1, round_start)
-    elif round_ < policy.repeat:
-        timers = escalation_timer(incident, policy, round_ + 1, 0, event.due_at)
-    else:
-        timers = []
-    return _finish(_bump(incident, now), now, actor, [fired], actions, timers)
-
-
-def _remind(
-    incident: Incident, playbook: Playbook, now: dt.datetime, fired: EntryDraft
-) -> Decision:
-    """Nobody posted a status update for a while: nudge, and wait as long again."""
-    policy = policy_of(incident, playbook)
-    if policy.reminder is None or not incident.status.is_open:
-        reason = f"the incident is {incident.status.value}" if policy.reminder else "no reminder"
-        timer_event = TimerFired(str(fired.data["key"]), TimerKind.REMINDER.value, now, {})
-        return _skip(incident, timer_event, now, reason)
-    updated = _bump(incident, now)
-    actions = render_steps(
-        policy.reminder.do,
-        step_id=f"reminder:{incident.revision}",
-        incident=updated,
-        playbook=playbook,
-        context=context_for(updated, playbook, None, now),
-    )
-    actor = Actor(ActorKind.SYSTEM, "timers")
-    return _finish(updated, now, actor, [fired], actions, reminder_timer(updated, policy, now))
-
-
-def _status_update(decision: Decision, playbook: Playbook, now: dt.datetime) -> Decision:
-    """A note, or a change of severity or commander, is a status update: the reminder starts
-    over from now."""
-    policy = policy_of(decision.incident, playbook)
-    timers = reminder_timer(decision.incident, policy, now)
-    if not timers:
-        return decision
-    actor = Actor(ActorKind.SYSTEM, "timers")
-    return dataclasses.replace(
-        decision,
-        entries=(*decision.entries, *_timer_entries(timers, actor, now)),
-        timers=(*decision.timers, *timers),
-        cancel_timer_kinds=decision.cancel_timer_kinds | {TimerKind.REMINDER.value},
-    )
+    return finish(updated, now, event.actor, [entry], actions, timers, cancel)
