@@ -3,12 +3,15 @@ derived from the decision's timeline entries and sent through the outbox like an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.actions import Action
 from orchestrator.incident.model import Incident
 from orchestrator.timeline import EntryDraft, Kind
+from orchestrator.timers import Timer, TimerKind
 
 PUBLISH_EVENT = "incident.publish_event"
 
@@ -88,3 +91,17 @@ def summary_refresh(
             is_drill=incident.is_drill,
         )
     ]
+
+
+def next_escalation(timers: Iterable[Timer]) -> dt.datetime | None:
+    """When the earliest of these escalation timers is due; None without one."""
+    due = [t.due_at for t in timers if t.kind == TimerKind.ESCALATION.value]
+    return min(due) if due else None
+
+
+def with_next_escalation(action: Action, due: dt.datetime | None) -> Action:
+    """The action's incident snapshot, plus the next escalation (None: nothing pending)."""
+    if "incident" not in action.params or not action.name.startswith("slack."):
+        return action
+    incident = {**action.params["incident"], "next_escalation": due.isoformat() if due else None}
+    return dataclasses.replace(action, params={**action.params, "incident": incident})

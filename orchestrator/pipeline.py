@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.actions import Action
@@ -17,7 +17,12 @@ from orchestrator.incident.policy import PolicyDefaults
 from orchestrator.incident.steps import context_for, incident_facts
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
-from orchestrator.lifecycle import lifecycle_events, summary_refresh
+from orchestrator.lifecycle import (
+    lifecycle_events,
+    next_escalation,
+    summary_refresh,
+    with_next_escalation,
+)
 from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.store.protocols import (
@@ -357,28 +362,15 @@ class Pipeline:
         """The pinned Slack summary shows when the next escalation is due: a new incident's
         channel opens knowing it, and each state change refreshes the summary with it."""
         if new:
-            due = _next_escalation(decision.timers)
-            return [_noting(action, due) for action in actions]
+            due = next_escalation(decision.timers)
+            return [with_next_escalation(action, due) for action in actions]
         playbook = self._playbook_for(incident)
         facts = incident_facts(incident, playbook, context_for(incident, playbook, None, now))
         refresh = summary_refresh(incident, entries, facts)
         if refresh:
             pending = tx.pending_timers(incident.number, TimerKind.ESCALATION.value)
-            refresh = [_noting(action, _next_escalation(pending)) for action in refresh]
+            refresh = [with_next_escalation(action, next_escalation(pending)) for action in refresh]
         return actions + refresh
-
-
-def _next_escalation(timers: Iterable[Timer]) -> dt.datetime | None:
-    due = [t.due_at for t in timers if t.kind == TimerKind.ESCALATION.value]
-    return min(due) if due else None
-
-
-def _noting(action: Action, due: dt.datetime | None) -> Action:
-    """The action's incident snapshot, plus the next escalation (None: nothing pending)."""
-    if "incident" not in action.params or not action.name.startswith("slack."):
-        return action
-    incident = {**action.params["incident"], "next_escalation": due.isoformat() if due else None}
-    return dataclasses.replace(action, params={**action.params, "incident": incident})
 
 
 def bare_playbook(name: str) -> Playbook:
