@@ -22,6 +22,7 @@ from orchestrator.actions import ActionResult, Delivered
 from orchestrator.incident.model import Incident, Status
 from orchestrator.store import rows
 from orchestrator.store.adapter import AsyncTransaction
+from orchestrator.store.claims import claim, finish_action, first_in_lane
 from orchestrator.store.engine import (
     POSTGRES_POOL_SIZE,
     WRITE_OPTION,
@@ -189,7 +190,7 @@ class SqlStore(EvidenceQueries, PostmortemQueries):
         self, now: dt.datetime, limit: int, lease: dt.timedelta
     ) -> list[OutboxItem]:
         claimed = await self._run(
-            lambda conn: _claim(
+            lambda conn: claim(
                 conn,
                 outbox,
                 outbox.c.next_attempt_at,
@@ -197,7 +198,7 @@ class SqlStore(EvidenceQueries, PostmortemQueries):
                 now,
                 limit,
                 lease,
-                _first_in_lane(),
+                first_in_lane(),
             ),
             write=True,
         )
@@ -207,7 +208,7 @@ class SqlStore(EvidenceQueries, PostmortemQueries):
         self, now: dt.datetime, limit: int, lease: dt.timedelta
     ) -> list[Timer]:
         claimed = await self._run(
-            lambda conn: _claim(
+            lambda conn: claim(
                 conn, timers, timers.c.due_at, TimerStatus.PENDING, now, limit, lease
             ),
             write=True,
@@ -236,7 +237,7 @@ class SqlStore(EvidenceQueries, PostmortemQueries):
         timeline: list[EntryDraft],
     ) -> None:
         await self._run(
-            lambda conn: _finish_action(conn, key, result, now, retry_at, timeline), write=True
+            lambda conn: finish_action(conn, key, result, now, retry_at, timeline), write=True
         )
 
     async def get_incident(self, number: int) -> Incident | None:
@@ -350,44 +351,6 @@ def _abandon(conn: Connection) -> None:
         raw.rollback()
 
 
-def _claim(
-    conn: Connection,
-    table: sa.Table,
-    due: sa.Column[Any],
-    pending: str,
-    now: dt.datetime,
-    limit: int,
-    lease: dt.timedelta,
-    *conditions: sa.ColumnElement[bool],
-) -> Sequence[RowMapping]:
-    """Leases up to `limit` due pending rows that nobody else holds a live lease on."""
-    if limit <= 0:
-        return []
-    # SKIP LOCKED (PostgreSQL; SQLite has no row locks and ignores it) lets concurrent claimers
-    # pass over each other's rows instead of queueing behind them; a row claimed meanwhile fails
-    # the WHERE when rechecked, so no key is handed out twice.
-    claimable = (
-        sa.select(table)
-        .where(
-            table.c.status == pending,
-            due <= now,
-            sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now),
-            *conditions,
-        )
-        .order_by(due, table.c.key)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    found = conn.execute(claimable).mappings().all()
-    if found:
-        conn.execute(
-            sa.update(table)
-            .where(table.c.key.in_([row["key"] for row in found]))
-            .values(claimed_until=now + lease)
-        )
-    return found
-
-
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 
 
@@ -396,51 +359,3 @@ def _flushed(work: Callable[[SqlTransaction], T], transaction: SqlTransaction) -
     result = work(transaction)
     transaction.flush()
     return result
-
-
-def _first_in_lane() -> sa.ColumnElement[bool]:
-    """An action is deliverable only when no earlier action of its incident and lane is still
-    pending (waiting for a retry, or leased by a dispatcher): a Slack outage holds the
-    incident's later Slack actions back, and they go out in order once it ends. A failed
-    action does not block the ones after it."""
-    earlier = outbox.alias("earlier")
-    return ~sa.exists().where(
-        earlier.c.incident_number == outbox.c.incident_number,
-        earlier.c.lane == outbox.c.lane,
-        earlier.c.status == OutboxStatus.PENDING.value,
-        earlier.c.ordinal < outbox.c.ordinal,
-    )
-
-
-def _finish_action(
-    conn: Connection,
-    key: str,
-    result: ActionResult,
-    now: dt.datetime,
-    retry_at: dt.datetime | None,
-    timeline: list[EntryDraft],
-) -> None:
-    incident_number = conn.scalar(sa.select(outbox.c.incident_number).where(outbox.c.key == key))
-    if incident_number is None:
-        raise KeyError(f"no action {key!r} in the outbox")
-    txn = SqlTransaction(conn)
-    txn.lock_incident(incident_number)
-    values: dict[str, Any] = {"attempts": outbox.c.attempts + 1, "claimed_until": None}
-    if result.ok:
-        values |= {"status": OutboxStatus.DELIVERED.value, "delivered_at": now, "last_error": ""}
-    elif retry_at is not None:
-        values |= {"next_attempt_at": retry_at, "last_error": result.detail}
-    else:
-        values |= {"status": OutboxStatus.FAILED.value, "last_error": result.detail}
-    if result.data:
-        values["result"] = result.data
-    # Only a pending item changes: a late finish from a dispatcher whose lease expired must not
-    # turn a delivered action back into a retry. Its attempt still goes on the timeline,
-    # because it happened.
-    conn.execute(
-        sa.update(outbox)
-        .where(outbox.c.key == key, outbox.c.status == OutboxStatus.PENDING.value)
-        .values(values)
-    )
-    txn.append_timeline(incident_number, timeline, now)
-    txn.flush()
