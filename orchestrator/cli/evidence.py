@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -133,20 +135,12 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-class _progress:  # noqa: N801 - used like a function in `with`
+@contextlib.contextmanager
+def _progress(what: str) -> Iterator[tuple[Progress, TaskID]]:
     """A progress bar of incidents done (their number is not known up front)."""
-
-    def __init__(self, what: str) -> None:
-        self._bar = Progress(
-            TextColumn(what), BarColumn(), MofNCompleteColumn(), console=console, transient=True
-        )
-
-    def __enter__(self) -> tuple[Progress, TaskID]:
-        self._bar.__enter__()
-        return self._bar, self._bar.add_task("", total=None)
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(None, None, None)
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        yield bar, bar.add_task("", total=None)
 
 
 def _report(result: Verification, json: bool) -> None:

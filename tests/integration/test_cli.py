@@ -438,3 +438,24 @@ def test_alerts_schema_is_the_native_format(cli: Cli) -> None:
     schema = json.loads(result.stdout)
     assert "labels" in schema["properties"]
     assert "labels" in schema["required"]
+
+
+def test_evidence_commands(cli: Cli, tmp_path: Path) -> None:
+    cli.ingest_sample()
+    unsigned = cli("evidence", "checkpoint")
+    assert unsigned.exit_code == 1
+    assert "set ORCH_EVIDENCE_SIGNING_KEY" in unsigned.stderr
+    cli.runner = CliRunner(env={**CLEAN_ENV, "ORCH_EVIDENCE_SIGNING_KEY": "6b" * 32})
+    signed = cli.json("evidence", "checkpoint")
+    assert (signed["number"], len(signed["heads"])) == (1, 6)
+    public = cli("evidence", "public-key").stdout.strip()
+    live = cli.json("evidence", "verify", "--public-key", public)
+    assert (live["ok"], live["chains"], live["checkpoints"]) == (True, 6, 1)
+    archive = tmp_path / "q.zip"
+    exported = cli.json("evidence", "export", "--out", str(archive), "--public-key", public)
+    assert exported["counts"]["incidents"] == 6
+    assert exported["verification"]["ok"]
+    offline = cli.json("evidence", "verify", "--archive", str(archive), "--public-key", public)
+    assert (offline["ok"], offline["entries"]) == (True, exported["counts"]["entries"])
+    other = cli("evidence", "verify", "--archive", str(archive), "--public-key", "00" * 32)
+    assert other.exit_code == 1  # someone else's key: the signatures do not verify
