@@ -261,7 +261,8 @@ class SqlStore(EvidenceQueries, PostmortemQueries):
         return [rows.timeline_from_row(row) for row in await self._read(query)]
 
     async def list_actions(self, incident_number: int | None = None) -> list[OutboxItem]:
-        query = sa.select(outbox).order_by(outbox.c.created_at, outbox.c.key)
+        # Within one instant, the order the decisions asked for them (keys sort as text).
+        query = sa.select(outbox).order_by(outbox.c.created_at, outbox.c.ordinal, outbox.c.key)
         if incident_number is not None:
             query = query.where(outbox.c.incident_number == incident_number)
         return [rows.outbox_from_row(row) for row in await self._read(query)]
