@@ -136,28 +136,6 @@ def chain(
     )
 
 
-def verify_chain(entries: list[TimelineEntry]) -> list[str]:
-    """Problems found in one incident's chain, in order; empty when intact."""
-    problems: list[str] = []
-    prev = GENESIS_HASH
-    for expected_seq, entry in enumerate(entries, start=1):
-        if entry.seq != expected_seq:
-            problems.append(f"entry {entry.seq}: expected seq {expected_seq}")
-        if entry.prev_hash != prev:
-            problems.append(f"entry {entry.seq}: prev_hash {entry.prev_hash[:12]} != {prev[:12]}")
-        recomputed = chain(
-            entry.incident_number,
-            entry.seq,
-            EntryDraft(entry.kind, entry.actor, entry.occurred_at, entry.data),
-            entry.recorded_at,
-            entry.prev_hash,
-        ).hash
-        if recomputed != entry.hash:
-            problems.append(f"entry {entry.seq}: content does not match its hash")
-        prev = entry.hash
-    return problems
-
-
 def entry_json(entry: TimelineEntry) -> dict[str, Any]:
     """An entry as exported (one JSON line each): everything its hash covers, and the hash."""
     return {

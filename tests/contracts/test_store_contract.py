@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.actions import Action, ActionResult
 from orchestrator.incident.model import Actor, ActorKind, Incident, Severity, Status
+from orchestrator.report.chains import verify_incident
 from orchestrator.store.engine import alembic_config, upgrade
 from orchestrator.store.protocols import (
     AlertRecord,
@@ -31,7 +32,7 @@ from orchestrator.store.protocols import (
 )
 from orchestrator.store.schema import metadata
 from orchestrator.store.sql import SqlStore
-from orchestrator.timeline import GENESIS_HASH, EntryDraft, Kind, verify_chain
+from orchestrator.timeline import GENESIS_HASH, EntryDraft, Kind
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 PLUS_TWO = dt.timezone(dt.timedelta(hours=2))
@@ -246,7 +247,7 @@ async def test_timeline_is_hash_chained(store: SqlStore) -> None:
     assert later[0].prev_hash == first[1].hash
     stored = await store.timeline(incident.number)
     assert stored == first + later
-    assert verify_chain(stored) == []
+    assert verify_incident(stored[0].incident_number, stored) == []
     assert await store.timeline(404) == []
 
 
@@ -261,7 +262,7 @@ async def test_receive_times_never_run_backwards_along_a_chain(store: SqlStore) 
     assert entry.occurred_at == T0  # the source's own time is kept as given
     stored = await store.timeline(incident.number)
     assert [e.recorded_at for e in stored] == [later, later]
-    assert verify_chain(stored) == []
+    assert verify_incident(stored[0].incident_number, stored) == []
 
 
 @pytest.mark.parametrize(
@@ -281,7 +282,7 @@ async def test_the_database_refuses_to_change_the_timeline(store: SqlStore, stat
         conn.execute(sa.text(statement))
     entries = await store.timeline(incident.number)
     assert [e.data["text"] for e in entries] == ["immutable"]
-    assert verify_chain(entries) == []
+    assert verify_incident(entries[0].incident_number, entries) == []
 
 
 # Alerts and dead letters
@@ -526,7 +527,7 @@ async def test_finish_action_retry_then_fail(store: SqlStore) -> None:
 
     entries = await store.timeline(n)
     assert [e.kind for e in entries] == [Kind.NOTE, Kind.ACTION_RETRYING, Kind.ACTION_FAILED]
-    assert verify_chain(entries) == []
+    assert verify_incident(entries[0].incident_number, entries) == []
 
 
 async def test_finish_unknown_action_raises(store: SqlStore) -> None:
@@ -644,7 +645,7 @@ async def test_timestamps_come_back_aware_utc(store: SqlStore) -> None:
         assert value == T0
         assert value is not None
         assert value.tzinfo is dt.UTC
-    assert verify_chain([entry]) == []
+    assert verify_incident(entry.incident_number, [entry]) == []
 
 
 async def test_naive_datetimes_are_refused(store: SqlStore) -> None:
@@ -794,7 +795,7 @@ async def test_appends_within_one_transaction_keep_one_chain(store: SqlStore) ->
     await store.run(lambda txn: txn.append_timeline(1, [note("later")], T0))
     entries = await store.timeline(1)
     assert [e.seq for e in entries] == [1, 2, 3, 4]
-    assert verify_chain(entries) == []
+    assert verify_incident(entries[0].incident_number, entries) == []
 
 
 @pytest.mark.parametrize("scheme", ["sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"])

@@ -29,8 +29,8 @@ from orchestrator.ingest.kafka import (
 from orchestrator.ingest.normalize import normalize
 from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.loader import load_playbooks
+from orchestrator.report.chains import verify_incident
 from orchestrator.store.sql import SqlStore
-from orchestrator.timeline import verify_chain
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -242,7 +242,7 @@ async def test_a_crash_between_the_store_and_the_offset_commit_doubles_nothing(
         reference = await _reference_snapshot(tmp_path, STREAM)
         assert final == reference
         for incident in await store.list_incidents():
-            assert verify_chain(await store.timeline(incident.number)) == []
+            assert verify_incident(incident.number, await store.timeline(incident.number)) == []
     finally:
         await store.close()
 
@@ -360,4 +360,4 @@ async def test_a_rebalance_in_the_middle_of_a_batch_loses_and_doubles_nothing(
     numbers = sorted(incident.number for incident in await store.list_incidents())
     assert numbers == list(range(1, len(numbers) + 1))
     for incident in await store.list_incidents():
-        assert verify_chain(await store.timeline(incident.number)) == []
+        assert verify_incident(incident.number, await store.timeline(incident.number)) == []

@@ -19,10 +19,11 @@ from orchestrator.pipeline import IncidentNotFoundError, IngestReport, Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.playbook.loader import load_playbooks
 from orchestrator.playbook_tests import run_playbook_tests
+from orchestrator.report.chains import verify_incident
 from orchestrator.scheduler import EscalationAuditor, TimerService
 from orchestrator.store.protocols import Disposition, OutboxStatus, TimerStatus
 from orchestrator.store.sql import SqlStore
-from orchestrator.timeline import Kind, verify_chain
+from orchestrator.timeline import Kind
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -99,7 +100,7 @@ async def test_every_timeline_verifies(pipeline: Pipeline, store: SqlStore) -> N
     for incident in await store.list_incidents():
         entries = await store.timeline(incident.number)
         assert entries, incident.number
-        assert verify_chain(entries) == []
+        assert verify_incident(entries[0].incident_number, entries) == []
         assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
         assert entries[0].kind is Kind.ALERT_RECEIVED
         assert entries[1].kind is Kind.INCIDENT_TRIGGERED
@@ -107,12 +108,12 @@ async def test_every_timeline_verifies(pipeline: Pipeline, store: SqlStore) -> N
         assert recorded == sorted(recorded)
 
 
-async def test_verify_chain_detects_an_edit(pipeline: Pipeline, store: SqlStore) -> None:
+async def test_chain_verification_detects_an_edit(pipeline: Pipeline, store: SqlStore) -> None:
     await feed(pipeline, STREAM.read_bytes())
     entries = await store.timeline(3)
     tampered = list(entries)
     tampered[1] = type(entries[1])(**{**entries[1].__dict__, "data": {"title": "nothing"}})
-    assert verify_chain(tampered) == ["entry 2: content does not match its hash"]
+    assert [(b.seq, b.kind) for b in verify_incident(3, tampered)] == [(2, "edited")]
 
 
 async def test_resends_are_duplicates_and_add_nothing(pipeline: Pipeline, store: SqlStore) -> None:
@@ -244,7 +245,7 @@ async def test_apply_records_the_actor(
     assert by_kind[Kind.NOTE].data == {"text": "egress blocked at the firewall"}
     assert by_kind[Kind.NOTE].actor == ALICE
     assert by_kind[Kind.INCIDENT_RESOLVED].actor == ALICE
-    assert verify_chain(entries) == []
+    assert verify_incident(entries[0].incident_number, entries) == []
     keys = {item.action.key for item in await store.list_actions(6)}
     assert {"6:0:acknowledge:0", "6:0:resolve:0", "6:0:resolve:1"} <= keys
 
@@ -290,7 +291,7 @@ async def test_escalation_fires_after_five_minutes(
     assert await store.next_timer_due() == T0 + dt.timedelta(minutes=15)
     # Firing again does nothing: the timer is spent.
     assert await timers.fire_due() == 0
-    assert verify_chain(entries) == []
+    assert verify_incident(entries[0].incident_number, entries) == []
 
 
 async def test_whole_ladder_runs_its_rounds(
@@ -371,7 +372,7 @@ async def test_ack_timeout_retriggers(
     back = next(e for e in entries[fired.seq :] if e.data.get("to") == "triggered")
     assert back.data["from"] == "acknowledged"
     assert entries[-1].kind is Kind.TIMER_SCHEDULED
-    assert verify_chain(entries) == []
+    assert verify_incident(entries[0].incident_number, entries) == []
 
 
 async def test_escalation_restarts_after_ack_timeout(
