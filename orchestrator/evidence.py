@@ -34,8 +34,7 @@ OVERLAP = dt.timedelta(minutes=5)
 
 async def take_checkpoint(store: SqlStore, key: Ed25519PrivateKey, clock: Clock) -> Checkpoint:
     """Signs the heads of every chain that moved since the previous checkpoint."""
-    existing = await store.list_checkpoints()
-    last = existing[-1] if existing else None
+    last = await store.last_checkpoint()
     since = last.created_at - OVERLAP if last is not None else None
     heads = await store.chain_heads(touched_since=since)
     checkpoint = make_checkpoint(

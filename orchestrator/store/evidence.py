@@ -72,10 +72,13 @@ class EvidenceQueries:
 
     async def list_checkpoints(self) -> list[Checkpoint]:
         found = await self._read(sa.select(checkpoints).order_by(checkpoints.c.number))
-        return [
-            Checkpoint.from_json({**row, "created_at": row["created_at"].isoformat()})
-            for row in found
-        ]
+        return [_checkpoint(row) for row in found]
+
+    async def last_checkpoint(self) -> Checkpoint | None:
+        """The newest only: signing the next one needs no more, however many there are."""
+        query = sa.select(checkpoints).order_by(checkpoints.c.number.desc()).limit(1)
+        found = await self._read(query)
+        return _checkpoint(found[0]) if found else None
 
     async def incidents_with_timelines(
         self,
@@ -146,3 +149,7 @@ class EvidenceQueries:
         for row in await self._read(query):
             found.setdefault(row["incident_number"], []).append(rows.outbox_from_row(row))
         return found
+
+
+def _checkpoint(row: RowMapping) -> Checkpoint:
+    return Checkpoint.from_json({**row, "created_at": row["created_at"].isoformat()})
