@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from orchestrator.actions import Action
+from orchestrator.incident.model import Status
 from orchestrator.playbook.conditions import Condition, ConditionError, parse_condition
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.report.postmortem_policy import Overdue, overdue_postmortem
@@ -36,10 +37,12 @@ async def overdue_postmortems(
         return []
     stored = await store.list_postmortems()
     late: list[Overdue] = []
-    async for incident, entries in store.incidents_with_timelines():
-        condition = conditions.get(incident.playbook)
-        if condition is None:
-            continue
+    # Only what can be overdue is read: ended incidents of playbooks that require one.
+    ended = frozenset({Status.RESOLVED, Status.CLOSED})
+    async for incident, entries in store.incidents_with_timelines(
+        statuses=ended, playbooks=frozenset(conditions)
+    ):
+        condition = conditions[incident.playbook]
         found = overdue_postmortem(
             incident, entries, condition, stored.get(incident.number), as_of=now, days=days
         )

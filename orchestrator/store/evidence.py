@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from orchestrator.incident.model import Incident
+from orchestrator.incident.model import Incident, Status
 from orchestrator.report.checkpoints import Checkpoint
 from orchestrator.store import rows
 from orchestrator.store.protocols import AlertRecord, OutboxItem
@@ -85,8 +85,12 @@ class EvidenceQueries:
         declared_from: dt.datetime | None = None,
         declared_to: dt.datetime | None = None,
         page: int = 200,
+        *,
+        statuses: frozenset[Status] | None = None,
+        playbooks: frozenset[str] | None = None,
     ) -> AsyncIterator[tuple[Incident, list[TimelineEntry]]]:
-        """Incidents in number order with their chains, `page` incidents per query."""
+        """Incidents in number order with their chains, `page` incidents per query; only
+        those in `statuses` and run by `playbooks` when given."""
         after = 0
         while True:
             query = (
@@ -99,6 +103,10 @@ class EvidenceQueries:
                 query = query.where(incidents.c.declared_at >= declared_from)
             if declared_to is not None:
                 query = query.where(incidents.c.declared_at < declared_to)
+            if statuses is not None:
+                query = query.where(incidents.c.status.in_(sorted(s.value for s in statuses)))
+            if playbooks is not None:
+                query = query.where(incidents.c.playbook.in_(sorted(playbooks)))
             found = [rows.incident_from_row(row) for row in await self._read(query)]
             if not found:
                 return
