@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from orchestrator.clock import Clock
-from orchestrator.report.chains import Break, verify_all, verify_incident
+from orchestrator.report.chains import Break, vanished, verify_incident
 from orchestrator.report.checkpoints import (
     GENESIS,
     Checkpoint,
@@ -92,7 +92,7 @@ async def verify_store(
         result.breaks += verify_incident(incident.number, entries, heads.pop(incident.number, None))
         if progress is not None:
             progress(1)
-    result.breaks += verify_all([], heads)  # checkpointed incidents that are gone
+    result.breaks += vanished(heads)  # the heads no incident in the store claimed
     return result
 
 

@@ -110,22 +110,14 @@ def _against_checkpoint(
     return []
 
 
-def verify_all(
-    chains: Iterable[tuple[int, list[TimelineEntry]]],
-    heads: Mapping[int, tuple[int, str]],
-) -> list[Break]:
-    """Every chain, plus incidents a checkpoint saw that are missing altogether."""
-    breaks: list[Break] = []
-    present: set[int] = set()
-    for number, entries in chains:
-        present.add(number)
-        breaks += verify_incident(number, entries, heads.get(number))
-    for number in sorted(set(heads) - present):
-        seq, _ = heads[number]
-        breaks.append(
-            Break(number, None, "deleted", f"a chain of {seq} entries (checkpointed)", "none")
+def vanished(heads: Mapping[int, tuple[int, str]]) -> list[Break]:
+    """Chains a signed checkpoint saw that are not there at all: `heads` left unmatched."""
+    return [
+        Break(
+            number, None, "deleted", f"a chain of {heads[number][0]} entries (checkpointed)", "none"
         )
-    return breaks
+        for number in sorted(heads)
+    ]
 
 
 def _shown(seqs: list[int]) -> str:

@@ -205,8 +205,12 @@ async def test_a_forced_edit_of_the_store_is_detected(store: SqlStore, tmp_path:
             "DELETE FROM timeline WHERE incident_number = 1 AND seq > "
             "(SELECT max(seq) - 2 FROM timeline WHERE incident_number = 1)"
         )
+        # And removes incident 3 altogether, its chain with it.
+        conn.execute("DELETE FROM timeline WHERE incident_number = 3")
+        conn.execute("DELETE FROM incidents WHERE number = 3")
     result = await verify_store(store, PUBLIC)
     found = {(b.incident, b.seq, b.kind) for b in result.breaks}
     assert (2, 3, "edited") in found
     assert (1, None, "truncated") in found
-    assert all(b.incident in (1, 2) for b in result.breaks)
+    assert (3, None, "deleted") in found  # a signed checkpoint saw its chain
+    assert all(b.incident in (1, 2, 3) for b in result.breaks)
