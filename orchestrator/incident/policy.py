@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.incident.model import Incident, Severity
@@ -145,12 +145,12 @@ def policy_of(incident: Incident, playbook: Playbook) -> EscalationPolicy:
     """The snapshot the incident carries; incidents from before snapshots follow the playbook."""
     if incident.policy:
         # Incidents of one playbook and severity share a snapshot: parse each one once.
-        return _parsed(json.dumps(incident.policy, sort_keys=True))
+        return _parsed(orjson.dumps(incident.policy, option=orjson.OPT_SORT_KEYS))
     return snapshot(playbook, incident.severity, PolicyDefaults())
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed(policy_json: str) -> EscalationPolicy:
+def _parsed(policy_json: bytes) -> EscalationPolicy:
     return EscalationPolicy.model_validate_json(policy_json)
 
 

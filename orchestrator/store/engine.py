@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -27,6 +28,21 @@ BUSY_TIMEOUT_MS = 30_000
 
 SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
 POSTGRES_POOL_SIZE = 8
+
+
+_JSON_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _json_text(value: Any) -> str:
+    # JSON columns are written and read on every row the pipeline touches; orjson does both in
+    # a fraction of json's time. Text, not bytes: SQLite would store bytes as a BLOB.
+    # Datetimes and dataclasses are refused, as json refuses them.
+    return orjson.dumps(value, option=_JSON_OPTIONS).decode()
+
+
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 
 
 def is_memory_sqlite(url: str) -> bool:
@@ -56,6 +72,7 @@ def create_engine(url: str) -> Engine:
         pool_size=POSTGRES_POOL_SIZE,
         # Transactions held open by async callers take connections beyond the workers' own.
         max_overflow=2 * POSTGRES_POOL_SIZE,
+        **JSON_CODEC,
     )
 
 
@@ -66,7 +83,7 @@ def _sqlite_engine(url: URL, *, memory: bool) -> Engine:
     # One connection for :memory:, or every checkout would see its own empty database. The
     # store's single worker thread is the only user, but the connection is created elsewhere.
     extra: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **extra)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **JSON_CODEC, **extra)
 
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver's own transaction handling starts transactions lazily (too late to take the
