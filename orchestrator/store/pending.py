@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from orchestrator.incident.model import Incident
 from orchestrator.store import rows
+from orchestrator.store.bulk import copy_rows, insert_new_rows, update_rows
 from orchestrator.store.protocols import ConcurrentUpdateError
 from orchestrator.store.schema import INCIDENT_COUNTER, counters, incidents, outbox, timeline
 from orchestrator.store.schema import timers as timers_table
@@ -29,15 +30,10 @@ _SET_COUNTER = (
 _INSERT_ENTRY = sa.insert(timeline)
 
 
-def _skip_existing(table: sa.Table, postgres: bool) -> Any:
-    insert = postgresql.insert(table) if postgres else sqlite.insert(table)
-    return insert.on_conflict_do_nothing(index_elements=[table.c.key])
-
-
+# SQLite's; PostgreSQL's rows go through bulk.insert_new_rows.
 _SKIP_EXISTING = {
-    (table.name, postgres): _skip_existing(table, postgres)
+    table.name: sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c.key])
     for table in (outbox, timers_table)
-    for postgres in (False, True)
 }
 
 
@@ -79,29 +75,38 @@ class PendingWrites:
         if self.new:
             conn.execute(_INSERT_INCIDENT, [rows.incident_values(i) for i in self.new.values()])
         if self.changed:
-            self._update_changed(conn)
+            self._update_changed(conn, postgres)
         if self.entries:
-            conn.execute(_INSERT_ENTRY, self.entries)
-        if self.timers:
-            conn.execute(_SKIP_EXISTING[(timers_table.name, postgres)], self.timers)
-        if self.actions:
-            conn.execute(_SKIP_EXISTING[(outbox.name, postgres)], self.actions)
+            if postgres:
+                copy_rows(conn, timeline, self.entries)
+            else:
+                conn.execute(_INSERT_ENTRY, self.entries)
+        for table, new_rows in ((timers_table, self.timers), (outbox, self.actions)):
+            if new_rows and postgres:
+                insert_new_rows(conn, table, new_rows)
+            elif new_rows:
+                conn.execute(_SKIP_EXISTING[table.name], new_rows)
         self.counter = None
         for held in (self.new, self.changed):
             held.clear()
         for rows_held in (self.entries, self.timers, self.actions):
             rows_held.clear()
 
-    def _update_changed(self, conn: Connection) -> None:
+    def _update_changed(self, conn: Connection, postgres: bool) -> None:
         values = []
         for incident, base in self.changed.values():
-            row = rows.incident_values(incident)
-            del row["number"]
-            values.append(row | {"where_number": incident.number, "where_revision": base})
-        result = conn.execute(_UPDATE_INCIDENT, values)
+            values.append(
+                rows.incident_changes(incident)
+                | {"where_number": incident.number, "where_revision": base}
+            )
+        if postgres:
+            updated = update_rows(conn, incidents, values, where=("number", "revision"))
+        else:
+            updated = conn.execute(_UPDATE_INCIDENT, values).rowcount
+            if not conn.dialect.supports_sane_multi_rowcount:
+                return
         # Row locks make a lost race impossible; the revision check is the belt to those braces.
-        if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(values):
+        if updated != len(values):
             raise ConcurrentUpdateError(
-                f"{len(values) - result.rowcount} of {len(values)} incidents changed under "
-                "this transaction"
+                f"{len(values) - updated} of {len(values)} incidents changed under this transaction"
             )

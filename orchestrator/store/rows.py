@@ -52,6 +52,30 @@ def incident_values(incident: Incident) -> dict[str, Any]:
     }
 
 
+# Fixed when the incident is declared (the policy is its snapshot): an update leaves them out
+# rather than write the same text again, the policy's JSON above all.
+FIXED_AT_DECLARATION = frozenset(
+    {
+        "number",
+        "declared_at",
+        "playbook",
+        "playbook_version",
+        "group_key",
+        "group_labels",
+        "is_drill",
+        "policy",
+    }
+)
+
+
+def incident_changes(incident: Incident) -> dict[str, Any]:
+    """The columns an update of an existing incident may change."""
+    values = incident_values(incident)
+    for name in FIXED_AT_DECLARATION:
+        del values[name]
+    return values
+
+
 def incident_from_row(row: Row) -> Incident:
     return Incident(
         number=row["number"],

@@ -808,3 +808,51 @@ async def test_a_sqlite_file_store_creates_its_folder(tmp_path: Path, scheme: st
     finally:
         await created.close()
     assert path.is_file()
+
+
+async def test_held_writes_keep_stored_keys_and_write_the_rest(store: SqlStore) -> None:
+    # The bulk writes at commit (COPY and pipelined statements on PostgreSQL, executemany on
+    # SQLite) must keep the same promises as the one-by-one calls: a key already stored (a
+    # redelivered decision's action or timer) is left as it is, the rest all land.
+    incident = await open_incident(store, policy={"levels": [{"after": "PT5M"}]})
+    n = incident.number
+    async with store.transaction() as txn:
+        await txn.enqueue_actions([action("sent", n, "pagerduty.trigger")], T0)
+        await txn.schedule_timers([timer("due", n, due=T0)])
+
+    def work(txn: SyncTransaction) -> None:
+        txn.queue_actions([action("sent", n, "slack.post"), action("new", n)], T0)
+        txn.queue_timers([timer("due", n, due=T0 + LEASE), timer("later", n, due=T0 + LEASE)])
+        txn.append_timeline(n, [note("one"), note("two")], T0)
+        renamed = dataclasses.replace(incident, title="renamed", revision=incident.revision + 1)
+        txn.update_incident(renamed)
+
+    await store.run(work)
+    actions = {item.action.key: item.action.name for item in await store.list_actions()}
+    assert actions == {"sent": "pagerduty.trigger", "new": "slack.post"}
+    due = {stored.key: stored.due_at for stored in await store.list_timers()}
+    assert due == {"due": T0, "later": T0 + LEASE}
+    entries = await store.timeline(n)
+    assert [e.data["text"] for e in entries] == ["one", "two"]
+    assert verify_incident(n, entries) == []
+    stored = await store.get_incident(n)
+    assert stored is not None
+    assert (stored.title, stored.revision) == ("renamed", incident.revision + 1)
+    assert stored.policy == incident.policy
+
+
+async def test_a_stale_held_update_is_refused_at_commit(store: SqlStore) -> None:
+    incident = await open_incident(store)
+    async with store.transaction() as txn:
+        first = dataclasses.replace(incident, title="first", revision=incident.revision + 1)
+        await txn.update_incident(first)
+
+    def stale(txn: SyncTransaction) -> None:
+        # Written from the same old copy: its revision check finds the row moved on.
+        txn.update_incident(dataclasses.replace(incident, title="stale", revision=first.revision))
+
+    with pytest.raises(ConcurrentUpdateError):
+        await store.run(stale)
+    stored = await store.get_incident(incident.number)
+    assert stored is not None
+    assert stored.title == "first"
