@@ -86,24 +86,30 @@ def incident_facts(
     }
 
 
-_PAGED: dict[tuple[str, str], tuple[str, ...]] = {}
+# By the playbook object itself (kept alive here, so its id is not reused): a loaded playbook
+# never changes, and reading even its version costs a pydantic attribute lookup per action.
+_PAGED: dict[int, tuple[Playbook, tuple[str, ...]]] = {}
 
 
 def paged_services(playbook: Playbook) -> tuple[str, ...]:
-    """The PagerDuty services a playbook's trigger steps page; worked out once per playbook
-    version (the version is a hash of its content), since every action asks."""
-    key = (playbook.name, playbook.version)
-    if key not in _PAGED or not playbook.version:  # unversioned: built in code, not loaded
-        _PAGED[key] = tuple(
-            sorted(
-                {
-                    step.params.service
-                    for step in playbook.on_trigger
-                    if isinstance(step.params, PagerDutyTrigger)
-                }
-            )
+    """The PagerDuty services a playbook's trigger steps page; worked out once per playbook,
+    since every action asks."""
+    cached = _PAGED.get(id(playbook))
+    if cached is not None and cached[0] is playbook:
+        return cached[1]
+    services = tuple(
+        sorted(
+            {
+                step.params.service
+                for step in playbook.on_trigger
+                if isinstance(step.params, PagerDutyTrigger)
+            }
         )
-    return _PAGED[key]
+    )
+    if len(_PAGED) > 1024:  # playbooks reloaded many times over: start again
+        _PAGED.clear()
+    _PAGED[id(playbook)] = (playbook, services)
+    return services
 
 
 def render_or_keep(source: str, context: dict[str, Any], *, mrkdwn: bool) -> tuple[str, str]:
