@@ -46,6 +46,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from orchestrator.clock import SystemClock
+from orchestrator.heap import settle_after_startup
 from orchestrator.ingest.alert import SourceFormat
 from orchestrator.pipeline import Payload, Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
@@ -254,6 +255,7 @@ async def timer_service(
 ) -> AsyncIterator[asyncio.Task[None]]:
     """The real TimerService running in this process, as `serve` runs it, stopped on exit."""
     service = TimerService(store, Pipeline(store, playbooks, SystemClock()), SystemClock())
+    settle_after_startup()  # as run_service does once the service is built
     stop = asyncio.Event()
     running = asyncio.create_task(service.run_forever(stop, poll=poll))
     try:

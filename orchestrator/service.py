@@ -13,6 +13,7 @@ from collections.abc import Callable
 from orchestrator.app import App
 from orchestrator.evidence import take_checkpoint
 from orchestrator.followups import REMINDER_ACTION, overdue_postmortems, reminder
+from orchestrator.heap import settle_after_startup
 from orchestrator.ingest.callbacks import callback_routes, slack_responder, slack_web_client
 from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app, serve
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
@@ -228,4 +229,6 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
 async def run_service(app: App, *, on_ready: Callable[[], None] | None = None) -> None:
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    await Service(app).run(stop, on_ready=on_ready)
+    service = Service(app)
+    settle_after_startup()
+    await service.run(stop, on_ready=on_ready)
