@@ -8,11 +8,15 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from opentelemetry import metrics
+
 from orchestrator.clock import Clock
 from orchestrator.pipeline import Pipeline
 from orchestrator.store.protocols import Store
 
 log = logging.getLogger(__name__)
+# The global meter: a no-op until the process installs a MeterProvider (tests pass their own).
+_METER = metrics.get_meter(__name__)
 
 
 class TimerService:
@@ -24,12 +28,18 @@ class TimerService:
         *,
         lease: dt.timedelta = dt.timedelta(minutes=1),
         batch: int = 500,
+        meter: metrics.Meter | None = None,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.clock = clock
         self.lease = lease
         self.batch = batch
+        self._lateness = (meter or _METER).create_histogram(
+            "orchestrator.timers.lateness",
+            unit="s",
+            description="How late each timer fired: when it fired minus when it was due",
+        )
 
     async def fire_due(self) -> int:
         """Fires every timer due now, oldest first; returns how many fired."""
@@ -38,7 +48,12 @@ class TimerService:
             # One transaction per claimed batch: a restart's backlog of overdue timers is
             # caught up in a few commits, not one per timer.
             in_order = sorted(timers, key=lambda t: (t.due_at, t.key))
-            fired += sum(1 for d in await self.pipeline.fire_timers(in_order) if d is not None)
+            decisions = await self.pipeline.fire_timers(in_order)
+            now = self.clock.now()
+            for timer, decision in zip(in_order, decisions, strict=True):
+                if decision is not None:
+                    fired += 1
+                    self._lateness.record(max(0.0, (now - timer.due_at).total_seconds()))
         return fired
 
     async def run_forever(self, stop: asyncio.Event, poll: float = 1.0) -> None:
@@ -73,17 +88,34 @@ class EscalationAuditor:
     in the log; the scheduler itself cannot, since it is the thing that may be stuck."""
 
     def __init__(
-        self, store: Store, clock: Clock, threshold: dt.timedelta = dt.timedelta(minutes=2)
+        self,
+        store: Store,
+        clock: Clock,
+        threshold: dt.timedelta = dt.timedelta(minutes=2),
+        meter: metrics.Meter | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.threshold = threshold
         self._was_healthy = True
+        meter = meter or _METER
+        self._overdue = meter.create_gauge(
+            "orchestrator.timers.overdue",
+            unit="{timer}",
+            description="Pending timers past due by more than the auditor's threshold",
+        )
+        self._oldest_age = meter.create_gauge(
+            "orchestrator.timers.overdue.oldest_age",
+            unit="s",
+            description="How late the oldest overdue timer is (0 when none is)",
+        )
 
     async def check(self) -> Audit:
         now = self.clock.now()
         overdue, oldest = await self.store.overdue_timers(now - self.threshold)
         audit = Audit(overdue, oldest)
+        self._overdue.set(overdue)
+        self._oldest_age.set((now - oldest).total_seconds() if oldest is not None else 0.0)
         if not audit.healthy:
             assert oldest is not None
             log.warning(

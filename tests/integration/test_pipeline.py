@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from otel import Metrics
 from samples import db_alert as sample_alert
 
 from orchestrator.clock import ManualClock
@@ -457,9 +458,13 @@ async def test_escalate_fires_the_next_level_now(
 async def test_the_escalation_auditor_notices_overdue_timers(
     pipeline: Pipeline, store: SqlStore, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    auditor = EscalationAuditor(store, clock, threshold=dt.timedelta(minutes=2))
+    metrics = Metrics()
+    auditor = EscalationAuditor(
+        store, clock, threshold=dt.timedelta(minutes=2), meter=metrics.meter
+    )
     await pipeline.ingest_bytes(db_alert(), "test")  # escalation due at T0 + 5m
     assert (await auditor.check()).healthy
+    assert metrics.value("orchestrator.timers.overdue") == 0
     clock.advance(dt.timedelta(minutes=6, seconds=59))  # due, but within the threshold
     assert (await auditor.check()).healthy
     clock.advance(dt.timedelta(seconds=2))  # the scheduler is not running: 2m01s late
@@ -468,7 +473,14 @@ async def test_the_escalation_auditor_notices_overdue_timers(
     assert (audit.healthy, audit.overdue) == (False, 1)
     assert audit.oldest_due == T0 + dt.timedelta(minutes=5)
     assert "1 timer(s) overdue by more than 0:02:00" in caplog.text
-    await TimerService(store, pipeline, clock).fire_due()
+    # The same, as metrics an alerting rule can watch.
+    assert metrics.value("orchestrator.timers.overdue") == 1
+    assert metrics.value("orchestrator.timers.overdue.oldest_age") == 121.0
+    await TimerService(store, pipeline, clock, meter=metrics.meter).fire_due()
+    (lateness,) = metrics.points("orchestrator.timers.lateness")
+    assert (lateness.count, lateness.sum) == (1, 121.0)  # fired 2m01s after it was due
     with caplog.at_level(logging.WARNING, logger="orchestrator.scheduler"):
         assert (await auditor.check()).healthy
     assert "no timers overdue any more" in caplog.text
+    assert metrics.value("orchestrator.timers.overdue") == 0
+    assert metrics.value("orchestrator.timers.overdue.oldest_age") == 0.0
