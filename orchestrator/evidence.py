@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from orchestrator.clock import Clock
-from orchestrator.report.chains import Break, vanished, verify_incident
+from orchestrator.report.chains import Break, vanished, verify_incident, verify_stored
 from orchestrator.report.checkpoints import (
     GENESIS,
     Checkpoint,
@@ -81,15 +81,15 @@ async def verify_store(
     heads, problems = verify_checkpoints(checkpoints, trusted_key)
     result = Verification(checkpoints=len(checkpoints), problems=problems)
     expected = 1
-    async for incident, entries in store.incidents_with_timelines():
-        if incident.number != expected:
+    async for number, rows in store.stored_chains():
+        if number != expected:
             result.problems.append(
-                f"incident register: numbers {expected}..{incident.number - 1} are missing"
+                f"incident register: numbers {expected}..{number - 1} are missing"
             )
-        expected = incident.number + 1
+        expected = number + 1
         result.chains += 1
-        result.entries += len(entries)
-        result.breaks += verify_incident(incident.number, entries, heads.pop(incident.number, None))
+        result.entries += len(rows)
+        result.breaks += verify_stored(number, rows, heads.pop(number, None))
         if progress is not None:
             progress(1)
     result.breaks += vanished(heads)  # the heads no incident in the store claimed

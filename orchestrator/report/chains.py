@@ -4,10 +4,19 @@ reordering, or the newest entries dropped. Pure: it reads entries, never the sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import datetime as dt
+import hashlib
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from orchestrator.timeline import GENESIS_HASH, EntryDraft, TimelineEntry, chain
+import orjson
+
+from orchestrator.timeline import GENESIS_HASH, EntryDraft, TimelineEntry, chain, entry_from_json
+
+# One link of a chain as the checks need it: (seq, prev_hash, stored hash, the hash its content
+# gives now).
+Link = tuple[int, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -40,50 +49,132 @@ def verify_incident(
     """Breaks in one incident's chain, in the order the entries were given (as stored or as
     exported). `checkpointed` is the (seq, hash) a signed checkpoint saw as the chain's head:
     entries missing up to it mean the newest were dropped."""
-    given = list(entries)
+    links = [(e.seq, e.prev_hash, e.hash, content_hash(e)) for e in entries]
+    return verify_links(number, links, checkpointed)
+
+
+def verify_links(
+    number: int, given: Sequence[Link], checkpointed: tuple[int, str] | None = None
+) -> list[Break]:
+    """verify_incident's checks over links whose content hash is already worked out."""
     breaks: list[Break] = []
-    seqs = [entry.seq for entry in given]
-    if seqs != sorted(seqs):
-        breaks.append(Break(number, None, "reordered", "entries in seq order", _shown(seqs)))
+    seqs = [link[0] for link in given]
+    in_order = given
+    if any(after <= before for before, after in itertools.pairwise(seqs)):
+        if seqs != sorted(seqs):
+            breaks.append(Break(number, None, "reordered", "entries in seq order", _shown(seqs)))
+        in_order = sorted(given, key=lambda link: link[0])
     previous_hash, previous_seq = GENESIS_HASH, 0
     seen: set[int] = set()
-    for entry in sorted(given, key=lambda e: e.seq):
-        if entry.seq in seen:
-            breaks.append(Break(number, entry.seq, "inserted", "one entry", "two with this seq"))
+    for seq, prev_hash, stored, recomputed in in_order:
+        if seq in seen:
+            breaks.append(Break(number, seq, "inserted", "one entry", "two with this seq"))
             continue
-        seen.add(entry.seq)
-        if entry.seq > previous_seq + 1:
-            missing = f"{previous_seq + 1}" + (
-                f"..{entry.seq - 1}" if entry.seq - 1 > previous_seq + 1 else ""
-            )
-            breaks.append(
-                Break(number, entry.seq, "deleted", f"entries {missing} before it", "none")
-            )
-        recomputed = content_hash(entry)
-        if recomputed != entry.hash:
-            breaks.append(
-                Break(number, entry.seq, "edited", f"hash {entry.hash[:16]}", f"{recomputed[:16]}")
-            )
-        elif entry.prev_hash != previous_hash and entry.seq == previous_seq + 1:
+        seen.add(seq)
+        if seq > previous_seq + 1:
+            missing = f"{previous_seq + 1}" + (f"..{seq - 1}" if seq - 1 > previous_seq + 1 else "")
+            breaks.append(Break(number, seq, "deleted", f"entries {missing} before it", "none"))
+        if recomputed != stored:
+            breaks.append(Break(number, seq, "edited", f"hash {stored[:16]}", recomputed[:16]))
+        elif prev_hash != previous_hash and seq == previous_seq + 1:
             # Its own hash fits its content, but it no longer follows its predecessor: an entry
             # before it was rewritten with a fresh hash, or this one was put in from elsewhere.
             breaks.append(
-                Break(
-                    number,
-                    entry.seq,
-                    "relinked",
-                    f"prev_hash {previous_hash[:16]}",
-                    f"{entry.prev_hash[:16]}",
-                )
+                Break(number, seq, "relinked", f"prev_hash {previous_hash[:16]}", prev_hash[:16])
             )
-        previous_hash, previous_seq = entry.hash, entry.seq
+        previous_hash, previous_seq = stored, seq
     if checkpointed is not None:
         breaks.extend(_against_checkpoint(number, given, checkpointed, previous_seq))
     return breaks
 
 
+# A timeline row as the store keeps it, read as text (store/evidence.py `stored_chains`):
+# seq, kind, actor JSON, occurred_at and recorded_at as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC,
+# data JSON, prev_hash, hash, and whether the two JSON texts are valid JSON.
+StoredRow = tuple[int, str, str, str, str, str, str, str, bool]
+
+_SPLICED = (
+    b'{"actor":%b,"data":%b,"incident":%d,"kind":"%b","occurred_at":"%bT%b+00:00",'
+    b'"prev":"%b","recorded_at":"%bT%b+00:00","seq":%d}'
+)
+
+
+def verify_stored(
+    number: int, rows: Sequence[StoredRow], checkpointed: tuple[int, str] | None = None
+) -> list[Break]:
+    """verify_incident over rows read as text, which is how a whole store is verified fast."""
+    links = [(row[0], row[6], row[7], stored_content_hash(number, row)) for row in rows]
+    return verify_links(number, links, checkpointed)
+
+
+def stored_content_hash(number: int, row: StoredRow) -> str:
+    """The hash a stored row's content gives.
+
+    The store writes JSON with sorted keys and no spaces, which is what the canonical form
+    holds, so the canonical bytes are the stored texts spliced into place: no parsing. The
+    splice is only trusted when it cannot be ambiguous: both JSON texts valid (each is then one
+    self-delimiting value) and no quote or backslash in the plain strings; and only when its
+    hash is the stored one. Anything else (an edit, JSON written some other way) is worked out
+    the exact way, by parsing."""
+    spliced = spliced_hash(number, row)
+    if spliced is not None and spliced == row[7]:
+        return spliced
+    return _parsed_content_hash(number, row)
+
+
+def spliced_hash(number: int, row: StoredRow) -> str | None:
+    """The hash of the stored texts spliced into the canonical layout, or None when the splice
+    could be ambiguous."""
+    seq, kind, actor, occurred, recorded, data, prev_hash, _, valid_json = row
+    plain = kind + occurred + recorded + prev_hash
+    if not valid_json or '"' in plain or "\\" in plain:
+        return None
+    if occurred[10:11] != " " or recorded[10:11] != " ":  # the one character the splice drops
+        return None
+    body = _SPLICED % (
+        actor.encode(),
+        data.encode(),
+        number,
+        kind.encode(),
+        occurred[:10].encode(),
+        occurred[11:].encode(),
+        prev_hash.encode(),
+        recorded[:10].encode(),
+        recorded[11:].encode(),
+        seq,
+    )
+    return hashlib.sha256(body).hexdigest()
+
+
+def _parsed_content_hash(number: int, row: StoredRow) -> str:
+    seq, kind, actor, occurred, recorded, data, prev_hash, stored, _ = row
+    try:
+        entry = entry_from_json(
+            {
+                "incident": number,
+                "seq": seq,
+                "kind": kind,
+                "actor": orjson.loads(actor),
+                "occurred_at": _stored_instant(occurred),
+                "recorded_at": _stored_instant(recorded),
+                "data": orjson.loads(data),
+                "prev_hash": prev_hash,
+                "hash": stored,
+            }
+        )
+        return content_hash(entry)
+    except (ValueError, KeyError, TypeError) as err:  # orjson's decode error is a ValueError
+        return f"(unreadable: {err})"
+
+
+def _stored_instant(text: str) -> str:
+    """The store's UTC time text as ISO; ValueError unless it is exactly the store's format."""
+    moment = dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=dt.UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
 def _against_checkpoint(
-    number: int, given: list[TimelineEntry], checkpointed: tuple[int, str], last_seq: int
+    number: int, given: Sequence[Link], checkpointed: tuple[int, str], last_seq: int
 ) -> list[Break]:
     seq, head_hash = checkpointed
     if last_seq < seq:
@@ -96,15 +187,15 @@ def _against_checkpoint(
                 f"the chain ends at {last_seq}",
             )
         ]
-    at_head = [entry for entry in given if entry.seq == seq]
-    if at_head and at_head[0].hash != head_hash:
+    at_head = [link[2] for link in given if link[0] == seq]
+    if at_head and at_head[0] != head_hash:
         return [
             Break(
                 number,
                 seq,
                 "edited",
                 f"hash {head_hash[:16]} (signed checkpoint)",
-                f"{at_head[0].hash[:16]}",
+                at_head[0][:16],
             )
         ]
     return []

@@ -30,8 +30,13 @@ SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
 POSTGRES_POOL_SIZE = 8
 
 
+# Sorted keys, as in the timeline's canonical form: a timeline row's stored JSON is then exactly
+# the text its hash covers, and verifying the store needs no parsing (report/chains.py).
 _JSON_OPTIONS = (
-    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
 )
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from orchestrator.incident.model import Incident, Status
+from orchestrator.report.chains import StoredRow
 from orchestrator.report.checkpoints import Checkpoint
 from orchestrator.store import rows
 from orchestrator.store.protocols import AlertRecord, OutboxItem
@@ -22,6 +24,8 @@ T = TypeVar("T")
 
 class EvidenceQueries:
     """Mixed into SqlStore; `_run` and `_read` are its one-hop helpers."""
+
+    _sqlite: bool
 
     async def _run(self, work: Callable[[Connection], T], *, write: bool) -> T:
         raise NotImplementedError
@@ -123,6 +127,36 @@ class EvidenceQueries:
                 yield incident, by_number[incident.number]
             after = numbers[-1]
 
+    async def stored_chains(self, page: int = 1000) -> AsyncIterator[tuple[int, list[StoredRow]]]:
+        """Every incident's number with its chain as stored text, in number order, `page`
+        incidents per query: what verifying the whole store reads (report/chains.py)."""
+        postgres = not self._sqlite
+        after = 0
+        while True:
+            numbers = [
+                row["number"]
+                for row in await self._read(
+                    sa.select(incidents.c.number)
+                    .where(incidents.c.number > after)
+                    .order_by(incidents.c.number)
+                    .limit(page)
+                )
+            ]
+            if not numbers:
+                return
+            query = (
+                sa.select(timeline.c.incident_number, *_stored_text(postgres))
+                .where(timeline.c.incident_number.between(numbers[0], numbers[-1]))
+                .order_by(timeline.c.incident_number, timeline.c.seq)
+            )
+            by_number: dict[int, list[StoredRow]] = {number: [] for number in numbers}
+            for row in await self._run(partial(_all_tuples, query), write=False):
+                if row[0] in by_number:
+                    by_number[row[0]].append(row[1:])
+            for number in numbers:
+                yield number, by_number[number]
+            after = numbers[-1]
+
     async def alerts_received(
         self, received_from: dt.datetime | None, received_to: dt.datetime | None, page: int = 2000
     ) -> AsyncIterator[AlertRecord]:
@@ -157,6 +191,43 @@ class EvidenceQueries:
         for row in await self._read(query):
             found.setdefault(row["incident_number"], []).append(rows.outbox_from_row(row))
         return found
+
+
+def _all_tuples(query: sa.Select[Any], conn: Connection) -> list[Any]:
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def _stored_text(postgres: bool) -> list[sa.ColumnElement[Any]]:
+    """A timeline row's columns as the text the database holds (StoredRow's order): JSON
+    unparsed, times as UTC "YYYY-MM-DD HH:MM:SS.ffffff" (SQLite's own text; PostgreSQL formats
+    its timestamps the same), and whether both JSON texts are valid (PostgreSQL's json type
+    refused invalid text when it was written)."""
+
+    def text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.cast(column, sa.Text)
+
+    def instant(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        if postgres:
+            utc = sa.func.timezone("UTC", column)
+            return sa.func.to_char(utc, "YYYY-MM-DD HH24:MI:SS.US")
+        return sa.type_coerce(column, sa.Text)
+
+    valid: sa.ColumnElement[Any] = (
+        sa.true()
+        if postgres
+        else sa.and_(sa.func.json_valid(timeline.c.actor), sa.func.json_valid(timeline.c.data))
+    )
+    return [
+        timeline.c.seq,
+        timeline.c.kind,
+        text(timeline.c.actor),
+        instant(timeline.c.occurred_at),
+        instant(timeline.c.recorded_at),
+        text(timeline.c.data),
+        timeline.c.prev_hash,
+        timeline.c.hash,
+        sa.type_coerce(valid, sa.Boolean),
+    ]
 
 
 def _checkpoint(row: RowMapping) -> Checkpoint:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.actions import Action, ActionResult
 from orchestrator.incident.model import Actor, ActorKind, Incident, Severity, Status
-from orchestrator.report.chains import verify_incident
+from orchestrator.report.chains import spliced_hash, verify_incident, verify_stored
 from orchestrator.store.engine import alembic_config, upgrade
 from orchestrator.store.protocols import (
     AlertRecord,
@@ -856,3 +856,33 @@ async def test_a_stale_held_update_is_refused_at_commit(store: SqlStore) -> None
     stored = await store.get_incident(incident.number)
     assert stored is not None
     assert stored.title == "first"
+
+
+async def test_chains_read_as_text_are_the_exact_bytes_their_hashes_cover(
+    store: SqlStore,
+) -> None:
+    # Verifying a whole store splices the stored JSON and times into the canonical layout
+    # instead of parsing them. That holds only if every backend hands back its text as
+    # written: sorted keys, no spaces, UTF-8, times in UTC to the microsecond.
+    first = await open_incident(store)
+    second = await open_incident(store)
+    odd = Actor(ActorKind.SLACK, "U9", "Zoë “quoted” <&>")
+    local = dt.datetime(2026, 3, 1, 14, 0, 0, 7, tzinfo=PLUS_TWO)
+    async with store.transaction() as txn:
+        await txn.append_timeline(first.number, [note("plain")], T0)
+        drafts = [
+            EntryDraft(
+                Kind.NOTE, odd, local, {"z": {"b": [1, 2.5, None]}, "a": "naïve 🚨", "n": 10**12}
+            ),
+            note("second", at=T0 + dt.timedelta(microseconds=1)),
+        ]
+        await txn.append_timeline(second.number, drafts, T0 + dt.timedelta(seconds=1))
+
+    chains = [(number, rows) async for number, rows in store.stored_chains(page=1)]
+    assert [(number, len(rows)) for number, rows in chains] == [
+        (first.number, 1),
+        (second.number, 2),
+    ]
+    for number, rows in chains:
+        assert [spliced_hash(number, row) for row in rows] == [row[7] for row in rows]
+        assert verify_stored(number, rows) == []
