@@ -8,7 +8,7 @@ import contextlib
 import datetime as dt
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from orchestrator.app import App
 from orchestrator.evidence import take_checkpoint
@@ -111,27 +111,27 @@ class Service:
     async def checkpoint_forever(self, stop: asyncio.Event) -> None:
         """Signs the chain heads every few minutes, so dropping the newest entries of any
         timeline is detectable (docs/evidence.md). Off without a signing key."""
-        assert self.checkpoint_key is not None
-        every = self.app.settings.evidence_checkpoint_minutes * 60
-        while not stop.is_set():
-            try:
-                await take_checkpoint(self.app.store, self.checkpoint_key, self.app.clock)
-            except Exception:  # the next round tries again; the log says why
-                log.exception("signing a checkpoint failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every)
+        key = self.checkpoint_key
+        assert key is not None
+        await _every(
+            stop,
+            self.app.settings.evidence_checkpoint_minutes * 60,
+            lambda: take_checkpoint(self.app.store, key, self.app.clock),
+            "signing a checkpoint",
+        )
 
     async def remind_postmortems_forever(self, stop: asyncio.Event, every: float = 3600) -> None:
         """Posts, once a day per incident, a reminder in the channel of each incident whose
         required postmortem is overdue (docs/postmortems.md)."""
         days = self.app.settings.postmortem_due_business_days
-        while not stop.is_set():
-            try:
-                await self.remind_postmortems(days)
-            except Exception:  # the next round tries again; the log says why
-                log.exception("looking for overdue postmortems failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every)
+        await _every(
+            stop, every, lambda: self.remind_postmortems(days), "looking for overdue postmortems"
+        )
+
+    async def fold_forever(self, stop: asyncio.Event, every: float = 300) -> None:
+        """Keeps each incident's timestamp fold current, so `orchestrator metrics` finds little
+        left to read (docs/metrics.md)."""
+        await _every(stop, every, self.app.store.refresh_folds, "folding new timeline entries")
 
     async def remind_postmortems(self, days: int) -> int:
         now = self.app.clock.now()
@@ -157,6 +157,7 @@ class Service:
             asyncio.create_task(self.app.dispatcher.run_forever(stop), name="dispatcher"),
             asyncio.create_task(self.timers.run_forever(stop), name="timers"),
             asyncio.create_task(self.audit_forever(stop), name="escalation-auditor"),
+            asyncio.create_task(self.fold_forever(stop), name="timestamp-folds"),
         ]
         if self.checkpoint_key is not None:
             tasks.append(asyncio.create_task(self.checkpoint_forever(stop), name="checkpoints"))
@@ -204,6 +205,20 @@ class Service:
                     result, asyncio.CancelledError
                 ):
                     log.error("%s stopped with %r", task.get_name(), result)
+
+
+async def _every(
+    stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[object]], what: str
+) -> None:
+    """Runs `work` now and then every `seconds` until asked to stop. A failed round is logged
+    and the next one tries again: these chores must not take the service down."""
+    while not stop.is_set():
+        try:
+            await work()
+        except Exception:
+            log.exception("%s failed", what)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 async def _until_stop_or_failure(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:

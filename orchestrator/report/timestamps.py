@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,91 +67,190 @@ def canonical_timestamps(entries: Sequence[TimelineEntry]) -> CanonicalTimestamp
     """
     if not entries:
         raise ValueError("an incident's timeline has no entries")
-    ordered = sorted(entries, key=lambda entry: entry.seq)
-    triggered = next((e for e in ordered if e.kind is Kind.INCIDENT_TRIGGERED), None)
-    first_alert = next((e for e in ordered if e.kind is Kind.ALERT_RECEIVED), None)
-    trigger_data: dict[str, Any] = triggered.data if triggered is not None else {}
-    corrected = _corrected_times(ordered)
+    fold = TimestampFold(entries[0].incident_number)
+    for entry in sorted(entries, key=lambda entry: entry.seq):
+        fold.add(entry)
+    return fold.result()
 
-    def occurred(entry: TimelineEntry) -> dt.datetime:
-        return corrected.get(entry.seq, entry.occurred_at)
 
-    status = Status.TRIGGERED
-    first_ack: dt.datetime | None = None
-    first_page: dt.datetime | None = None
-    mitigated: dt.datetime | None = None
-    resolved: dt.datetime | None = None
-    closed: dt.datetime | None = None
-    reopens = 0
-    severity = _severity(trigger_data.get("severity"))
-    for entry in ordered:
-        status = STATUS_AFTER.get(entry.kind, status)
-        if entry.kind is Kind.INCIDENT_ACKNOWLEDGED and first_ack is None:
-            first_ack = occurred(entry)
-        elif entry.kind is Kind.INCIDENT_MITIGATED:
-            mitigated = occurred(entry)
-        elif entry.kind is Kind.INCIDENT_RESOLVED:
-            resolved = occurred(entry)
-        elif entry.kind is Kind.INCIDENT_CLOSED:
-            closed = occurred(entry)
-        elif entry.kind is Kind.INCIDENT_REOPENED:
+# The kinds a fold looks at; every other entry only moves its seq on. Reading just these (and the
+# newest seq) is enough to bring a stored fold up to date.
+FOLDED_KINDS = frozenset(
+    {*STATUS_AFTER, Kind.ALERT_RECEIVED, Kind.SEVERITY_CHANGED, Kind.ACTION_SUCCEEDED, CORRECTION}
+)
+
+
+@dataclass
+class TimestampFold:
+    """canonical_timestamps as a fold over entries in seq order, whose state can be stored and
+    taken up again when more entries arrive (store/folds.py keeps one per incident).
+
+    Each moment is kept with the seq of the entry it came from: a correction names the entry
+    it corrects, and moves the moment only if that entry is still the one it came from."""
+
+    number: int
+    seq: int = 0  # the newest entry folded in
+    first_recorded: str = ""  # dates a timeline whose triggered entry is missing
+    triggered: tuple[int, str, str] | None = None  # seq, occurred_at, recorded_at
+    trigger_impact: str | None = None  # impact_started_at as the triggered entry gave it
+    playbook: str = ""
+    is_drill: bool = False
+    first_alert: tuple[int, str, str] | None = None  # seq, occurred_at, recorded_at
+    first_alert_corrected: bool = False
+    service: str = ""
+    status: str = Status.TRIGGERED.value
+    severity: str | None = None
+    first_ack: tuple[int, str] | None = None  # seq, occurred_at
+    first_page: tuple[int, str] | None = None
+    mitigated: tuple[int, str] | None = None
+    resolved: tuple[int, str] | None = None
+    closed: tuple[int, str] | None = None
+    reopens: int = 0
+
+    def add(self, entry: TimelineEntry) -> None:
+        """Folds in the next entry (entries must come in seq order, each once)."""
+        self.step(entry.seq, entry.kind, entry.occurred_at, entry.recorded_at, entry.data)
+
+    def step(
+        self,
+        seq: int,
+        kind: Kind | str,
+        occurred_at: dt.datetime,
+        recorded_at: dt.datetime,
+        data: dict[str, Any],
+    ) -> None:
+        """add() for an entry given as its parts, as the store reads them."""
+        self.seq = seq
+        if not self.first_recorded:
+            self.first_recorded = recorded_at.isoformat()
+        if kind not in FOLDED_KINDS:
+            return
+        kind = Kind(kind)
+        self.status = STATUS_AFTER.get(kind, Status(self.status)).value
+        when = (seq, occurred_at.isoformat())
+        if kind is Kind.INCIDENT_TRIGGERED and self.triggered is None:
+            self.triggered = (*when, recorded_at.isoformat())
+            self.trigger_impact = _text(data.get("impact_started_at"))
+            self.playbook = str(data.get("playbook", ""))
+            self.is_drill = data.get("is_drill") is True
+            self._raise_severity(data.get("severity"))
+        elif kind is Kind.ALERT_RECEIVED and self.first_alert is None:
+            self.first_alert = (*when, recorded_at.isoformat())
+            labels = data.get("labels", {})
+            self.service = str(labels.get("service", "")) if isinstance(labels, dict) else ""
+        elif kind is Kind.INCIDENT_ACKNOWLEDGED and self.first_ack is None:
+            self.first_ack = when
+        elif kind is Kind.INCIDENT_MITIGATED:
+            self.mitigated = when
+        elif kind is Kind.INCIDENT_RESOLVED:
+            self.resolved = when
+        elif kind is Kind.INCIDENT_CLOSED:
+            self.closed = when
+        elif kind is Kind.INCIDENT_REOPENED:
             # Impact came back: what was mitigated or resolved before did not hold.
-            reopens += 1
-            mitigated = resolved = None
-        elif entry.kind is Kind.SEVERITY_CHANGED:
-            for value in (entry.data.get("from"), entry.data.get("to")):
-                raised = _severity(value)
-                if raised is not None:
-                    severity = raised if severity is None else severity.worst(raised)
+            self.reopens += 1
+            self.mitigated = self.resolved = None
+        elif kind is Kind.SEVERITY_CHANGED:
+            for value in (data.get("from"), data.get("to")):
+                self._raise_severity(value)
         elif (
-            entry.kind is Kind.ACTION_SUCCEEDED
-            and entry.data.get("action") == PAGE_ACTION
-            and first_page is None
+            kind is Kind.ACTION_SUCCEEDED
+            and data.get("action") == PAGE_ACTION
+            and self.first_page is None
         ):
-            first_page = occurred(entry)
+            self.first_page = when
+        elif kind == CORRECTION:
+            self._correct(data)
 
-    impact = instant(trigger_data.get("impact_started_at"))
-    if first_alert is not None and (impact is None or first_alert.seq in corrected):
-        # A corrected start of the first alert is a person setting when impact began.
-        impact = occurred(first_alert)
-    if first_alert is not None:
-        detected: dt.datetime | None = first_alert.recorded_at
-    else:
-        detected = triggered.recorded_at if triggered is not None else None
-    labels = first_alert.data.get("labels", {}) if first_alert is not None else {}
-    return CanonicalTimestamps(
-        number=ordered[0].incident_number,
-        # A timeline without its triggered entry is damaged; its first entry still dates it.
-        declared_at=occurred(triggered) if triggered is not None else ordered[0].recorded_at,
-        impact_started_at=impact,
-        first_alert_at=occurred(first_alert) if first_alert is not None else None,
-        detected_at=detected,
-        first_page_at=first_page,
-        first_ack_at=first_ack,
-        mitigated_at=mitigated,
-        resolved_at=resolved if status in (Status.RESOLVED, Status.CLOSED) else None,
-        closed_at=closed,
-        status=status,
-        max_severity=severity,
-        playbook=str(trigger_data.get("playbook", "")),
-        service=str(labels.get("service", "")) if isinstance(labels, dict) else "",
-        reopens=reopens,
-        is_drill=trigger_data.get("is_drill") is True,
-    )
+    def _raise_severity(self, value: object) -> None:
+        raised = _severity(value)
+        if raised is not None:
+            current = _severity(self.severity)
+            self.severity = (raised if current is None else current.worst(raised)).value
 
-
-def _corrected_times(ordered: Sequence[TimelineEntry]) -> dict[int, dt.datetime]:
-    """seq → the occurred_at its latest correction gives it."""
-    fixed: dict[int, dt.datetime] = {}
-    for entry in ordered:
-        if entry.kind != CORRECTION:
-            continue
-        changes = entry.data.get("changes")
-        target = entry.data.get("corrects")
+    def _correct(self, data: dict[str, Any]) -> None:
+        changes = data.get("changes")
+        target = data.get("corrects")
         when = instant(changes.get("occurred_at")) if isinstance(changes, dict) else None
-        if isinstance(target, int) and when is not None:
-            fixed[target] = when
-    return fixed
+        if not isinstance(target, int) or when is None:
+            return
+        fixed = when.isoformat()
+        for name in ("first_ack", "first_page", "mitigated", "resolved", "closed"):
+            moment = getattr(self, name)
+            if moment is not None and moment[0] == target:
+                setattr(self, name, (target, fixed))
+        if self.triggered is not None and self.triggered[0] == target:
+            self.triggered = (target, fixed, self.triggered[2])
+        if self.first_alert is not None and self.first_alert[0] == target:
+            self.first_alert = (target, fixed, self.first_alert[2])
+            self.first_alert_corrected = True
+
+    def result(self) -> CanonicalTimestamps:
+        if not self.seq:
+            raise ValueError("an incident's timeline has no entries")
+        impact = instant(self.trigger_impact)
+        first_alert_at = _at(self.first_alert[1]) if self.first_alert else None
+        if first_alert_at is not None and (impact is None or self.first_alert_corrected):
+            # A corrected start of the first alert is a person setting when impact began.
+            impact = first_alert_at
+        if self.first_alert is not None:
+            detected: dt.datetime | None = _at(self.first_alert[2])
+        else:
+            detected = _at(self.triggered[2]) if self.triggered is not None else None
+        status = Status(self.status)
+        return CanonicalTimestamps(
+            number=self.number,
+            # A timeline without its triggered entry is damaged; its first entry still dates it.
+            declared_at=_at(self.triggered[1] if self.triggered else self.first_recorded),
+            impact_started_at=impact,
+            first_alert_at=first_alert_at,
+            detected_at=detected,
+            first_page_at=_moment(self.first_page),
+            first_ack_at=_moment(self.first_ack),
+            mitigated_at=_moment(self.mitigated),
+            resolved_at=(
+                _moment(self.resolved) if status in (Status.RESOLVED, Status.CLOSED) else None
+            ),
+            closed_at=_moment(self.closed),
+            status=status,
+            max_severity=_severity(self.severity),
+            playbook=self.playbook,
+            service=self.service,
+            reopens=self.reopens,
+            is_drill=self.is_drill,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TimestampFold:
+        fold = cls(**data)
+        for name in (
+            "triggered",
+            "first_alert",
+            "first_ack",
+            "first_page",
+            "mitigated",
+            "resolved",
+            "closed",
+        ):
+            value = getattr(fold, name)
+            if value is not None:
+                setattr(fold, name, tuple(value))
+        return fold
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def _moment(moment: tuple[int, str] | None) -> dt.datetime | None:
+    return _at(moment[1]) if moment is not None else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _severity(value: object) -> Severity | None:

@@ -222,6 +222,25 @@ checkpoints = sa.Table(
     sa.Column("public_key", sa.String(64), nullable=False),
 )
 
+# Each incident's canonical timestamps as a fold over its timeline up to `seq`
+# (report/timestamps.py): derived data, brought up to date from the timeline before metrics
+# read it (store/folds.py), and rebuilt from the timeline on demand.
+timestamp_folds = sa.Table(
+    "timestamp_folds",
+    metadata,
+    sa.Column(
+        "incident_number",
+        sa.Integer,
+        sa.ForeignKey("incidents.number", deferrable=True, initially="DEFERRED"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("declared_at", UtcDateTime, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Index("ix_timestamp_folds_declared_at", "declared_at"),
+)
+
 # Follow-up after an incident (report/postmortem.py, report/action_items.py). Rows here are the
 # current state; every change is also a timeline entry, which remains the record.
 postmortems = sa.Table(

@@ -31,6 +31,7 @@ from orchestrator.store.engine import (
     migrate,
 )
 from orchestrator.store.evidence import EvidenceQueries
+from orchestrator.store.folds import FoldQueries
 from orchestrator.store.postmortems import PostmortemQueries
 from orchestrator.store.protocols import (
     AlertRecord,
@@ -57,7 +58,7 @@ from orchestrator.timeline import EntryDraft, TimelineEntry
 T = TypeVar("T")
 
 
-class SqlStore(EvidenceQueries, PostmortemQueries):
+class SqlStore(EvidenceQueries, PostmortemQueries, FoldQueries):
     """A Store at a SQLAlchemy URL: `sqlite+aiosqlite:///path.db` (or `sqlite:///…`),
     `sqlite+aiosqlite:///:memory:`, `postgresql+asyncpg://user@host/db` (or `postgresql://…`)."""
 

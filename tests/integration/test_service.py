@@ -17,6 +17,7 @@ from orchestrator.clock import ManualClock
 from orchestrator.incident.events import StatusChange
 from orchestrator.incident.model import Actor, ActorKind, Status
 from orchestrator.playbook.actions import ACTION_NAMES
+from orchestrator.report.timestamps import canonical_timestamps
 from orchestrator.service import Service
 from orchestrator.settings import Settings
 
@@ -160,5 +161,35 @@ async def test_overdue_postmortems_are_reminded_once_a_day(tmp_path: Path) -> No
         assert "The postmortem of #1 is overdue" in nudge.params["text"]
         clock.advance(dt.timedelta(days=1))
         assert await service.remind_postmortems(days=5) == 1  # the next day, again
+    finally:
+        await app.close()
+
+
+async def test_the_service_keeps_timestamp_folds_current(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
+        playbooks_dir=REPO / "playbooks",
+        http_port=0,
+    )
+    app = await build_app(settings, handlers=[RecordingHandler(ACTION_NAMES)])
+    starts_at = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    await app.pipeline.ingest_bytes(db_alert(starts_at=starts_at), "test")
+    stop, ready = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(Service(app).run(stop, on_ready=ready.set))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        async with asyncio.timeout(10):
+            while not await app.store.folded_timestamps(None, None):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        ((stamps, _, _),) = await app.store.folded_timestamps(None, None)
+        assert (stamps.number, stamps.impact_started_at) == (1, starts_at)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+    try:
+        # The dispatcher's deliveries came after that round; the next one takes them in.
+        await app.store.refresh_folds()
+        ((stamps, _, _),) = await app.store.folded_timestamps(None, None)
+        assert stamps == canonical_timestamps(await app.store.timeline(1))
     finally:
         await app.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
 import pytest
 
 from orchestrator.incident.model import SYSTEM, Actor, ActorKind, Severity, Status
@@ -25,7 +26,7 @@ from orchestrator.report.metrics import (
     incident_metrics,
     percentile,
 )
-from orchestrator.report.timestamps import canonical_timestamps
+from orchestrator.report.timestamps import TimestampFold, canonical_timestamps
 from orchestrator.timeline import Kind, TimelineEntry
 
 ALICE = Actor(ActorKind.SLACK, "U1", "alice")
@@ -94,8 +95,20 @@ class Timeline:
         return self.add(kind, self.declared + s(seconds), actor=actor, **data)
 
     def metrics(self, skew_tolerance: float = 60.0) -> IncidentMetrics:
+        stamps = canonical_timestamps(self.entries)
+        # The store keeps each incident's fold and takes it up again as entries arrive: stopped
+        # and resumed after any entry, through its stored JSON, it must read the same.
+        ordered = sorted(self.entries, key=lambda entry: entry.seq)
+        for split in range(1, len(ordered)):
+            fold = TimestampFold(ordered[0].incident_number)
+            for entry in ordered[:split]:
+                fold.add(entry)
+            fold = TimestampFold.from_json(orjson.loads(orjson.dumps(fold.as_json())))
+            for entry in ordered[split:]:
+                fold.add(entry)
+            assert fold.result() == stamps
         return incident_metrics(
-            canonical_timestamps(self.entries),
+            stamps,
             team=self.team,
             is_drill=self.is_drill,
             skew_tolerance=skew_tolerance,

@@ -1,0 +1,153 @@
+"""Each incident's canonical timestamps, kept as a fold over its timeline (report/timestamps.py)
+so that metrics over a year read one row per incident instead of every entry.
+
+The folds are derived data: the timeline stays the record. Before metrics are read, every fold
+is brought up to its timeline's newest entry, reading only the entries it has not seen and only
+of the kinds a fold looks at; `rebuild` starts them all again from the first entry."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from orchestrator.report.timestamps import FOLDED_KINDS, CanonicalTimestamps, TimestampFold
+from orchestrator.store.schema import incidents, timeline, timestamp_folds
+
+T = TypeVar("T")
+PAGE = 500  # incidents brought up to date in one transaction
+
+_FOLDED = sorted(str(kind) for kind in FOLDED_KINDS)
+# (incident number, the fold as stored or None)
+Stale = tuple[int, dict[str, Any] | None]
+
+
+class FoldQueries:
+    """Mixed into SqlStore; `_run` is its one-hop helper."""
+
+    _sqlite: bool
+
+    async def _run(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        raise NotImplementedError
+
+    async def refresh_folds(
+        self, *, rebuild: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Brings every incident's fold up to its timeline; returns how many moved.
+        `progress(done, total)` after each page."""
+        stale = await self._run(partial(_stale, rebuild=rebuild), write=False)
+        upsert = _upsert(postgres=not self._sqlite, rebuild=rebuild)
+        for first in range(0, len(stale), PAGE):
+            page = stale[first : first + PAGE]
+            await self._run(partial(_fold_page, page, upsert), write=True)
+            if progress is not None:
+                progress(first + len(page), len(stale))
+        return len(stale)
+
+    async def folded_timestamps(
+        self, declared_from: dt.datetime | None, declared_to: dt.datetime | None
+    ) -> list[tuple[CanonicalTimestamps, str, bool]]:
+        """(timestamps, team, is_drill) of every incident declared in [from, to), as folded:
+        call refresh_folds first for figures up to the newest entry."""
+        query = sa.select(timestamp_folds.c.state, incidents.c.team, incidents.c.is_drill).join(
+            incidents, incidents.c.number == timestamp_folds.c.incident_number
+        )
+        if declared_from is not None:
+            query = query.where(timestamp_folds.c.declared_at >= declared_from)
+        if declared_to is not None:
+            query = query.where(timestamp_folds.c.declared_at < declared_to)
+        query = query.order_by(timestamp_folds.c.incident_number)
+
+        def read(conn: Connection) -> list[tuple[CanonicalTimestamps, str, bool]]:
+            return [
+                (TimestampFold.from_json(state).result(), team, is_drill)
+                for state, team, is_drill in conn.execute(query)
+            ]
+
+        return await self._run(read, write=False)
+
+
+def _stale(conn: Connection, rebuild: bool) -> list[Stale]:
+    folds = timestamp_folds
+    joined = incidents.outerjoin(folds, folds.c.incident_number == incidents.c.number)
+    query = sa.select(incidents.c.number, folds.c.state).select_from(joined)
+    if not rebuild:
+        newer = (
+            sa.select(timeline.c.seq)
+            .where(timeline.c.incident_number == incidents.c.number, timeline.c.seq > folds.c.seq)
+            .exists()
+        )
+        query = query.where(sa.or_(folds.c.incident_number.is_(None), newer))
+    found = conn.execute(query.order_by(incidents.c.number)).all()
+    return [(number, None if rebuild else state) for number, state in found]
+
+
+def _fold_page(page: Sequence[Stale], upsert: Any, conn: Connection) -> None:
+    folds = {
+        number: TimestampFold.from_json(state) if state else TimestampFold(number)
+        for number, state in page
+    }
+    after = min(fold.seq for fold in folds.values())
+    numbers: sa.BindParameter[list[int]] = sa.bindparam("numbers", expanding=True)
+    entries = conn.execute(
+        sa.select(
+            timeline.c.incident_number,
+            timeline.c.seq,
+            timeline.c.kind,
+            timeline.c.occurred_at,
+            timeline.c.recorded_at,
+            timeline.c.data,
+        )
+        .where(
+            timeline.c.incident_number.in_(numbers),
+            timeline.c.seq > after,
+            # A fold dates an incident by its first entry if the triggered one is missing.
+            sa.or_(timeline.c.kind.in_(_FOLDED), timeline.c.seq == 1),
+        )
+        .order_by(timeline.c.incident_number, timeline.c.seq),
+        {"numbers": list(folds)},
+    )
+    for number, seq, kind, occurred_at, recorded_at, data in entries:
+        fold = folds[number]
+        if seq > fold.seq:
+            fold.step(seq, kind, occurred_at, recorded_at, data)
+    heads = conn.execute(
+        sa.select(timeline.c.incident_number, sa.func.max(timeline.c.seq))
+        .where(timeline.c.incident_number.in_(numbers))
+        .group_by(timeline.c.incident_number),
+        {"numbers": list(folds)},
+    )
+    for number, newest in heads:
+        folds[number].seq = max(folds[number].seq, newest)
+    values = [
+        {
+            "incident_number": fold.number,
+            "seq": fold.seq,
+            "declared_at": fold.result().declared_at,
+            "state": fold.as_json(),
+        }
+        for fold in folds.values()
+        if fold.seq  # an incident without entries has nothing to fold yet
+    ]
+    if values:
+        conn.execute(upsert, values)
+
+
+def _upsert(postgres: bool, rebuild: bool) -> Any:
+    insert = (postgresql.insert if postgres else sqlite.insert)(timestamp_folds)
+    return insert.on_conflict_do_update(
+        index_elements=[timestamp_folds.c.incident_number],
+        set_={
+            "seq": insert.excluded.seq,
+            "declared_at": insert.excluded.declared_at,
+            "state": insert.excluded.state,
+        },
+        # Two refreshes at once (the service's and a CLI's): the further one wins, never the
+        # one that read less. A rebuild replaces what is there.
+        where=None if rebuild else timestamp_folds.c.seq < insert.excluded.seq,
+    )
