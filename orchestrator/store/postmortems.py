@@ -70,11 +70,15 @@ class PostmortemQueries:
         found = await self._read(query)
         return _postmortem(found[0]) if found else None
 
-    async def list_postmortems(self) -> dict[int, Postmortem]:
-        return {
-            row["incident_number"]: _postmortem(row)
-            for row in await self._read(sa.select(postmortems))
-        }
+    async def list_postmortems(
+        self, between: tuple[int, int] | None = None
+    ) -> dict[int, Postmortem]:
+        """Postmortems by incident; only of incidents first..last (inclusive) when `between`
+        is given, which is how an export reads them a page at a time."""
+        query = sa.select(postmortems)
+        if between is not None:
+            query = query.where(postmortems.c.incident_number.between(*between))
+        return {row["incident_number"]: _postmortem(row) for row in await self._read(query)}
 
     async def save_postmortem(
         self,
@@ -182,10 +186,14 @@ class PostmortemQueries:
         owner: str | None = None,
         *,
         open_only: bool = False,
+        between: tuple[int, int] | None = None,
     ) -> list[ActionItem]:
+        """In id order; `between` keeps those of incidents first..last (inclusive)."""
         query = sa.select(action_items).order_by(action_items.c.id)
         if incident_number is not None:
             query = query.where(action_items.c.incident_number == incident_number)
+        if between is not None:
+            query = query.where(action_items.c.incident_number.between(*between))
         if owner is not None:
             query = query.where(action_items.c.owner == owner)
         if open_only:
