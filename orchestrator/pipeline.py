@@ -231,24 +231,35 @@ class Pipeline:
 
         Raises IncidentNotFoundError, or TransitionError when the incident's state forbids it.
         """
+        (decision,) = await self.apply_many([(number, event)])
+        return decision
+
+    async def apply_many(self, changes: Sequence[tuple[int, Event]]) -> list[Decision]:
+        """Applies several commands in ONE transaction, in the order given (an incident may
+        come up more than once): all of them or, if one raises, none."""
         now = self.clock.now()
 
-        def change(tx: SyncTransaction) -> Decision:
-            incident = tx.get_incident_for_update(number)
-            if incident is None:
-                raise IncidentNotFoundError(f"no incident #{number}")
-            decision = decide(incident, event, self._playbook_for(incident), now)
-            self._persist(tx, decision, now, new=False)
-            return decision
+        def change(tx: SyncTransaction) -> list[Decision]:
+            # Locked in number order first, as every writer locks them (see fire_timers).
+            tx.prepare_incidents([number for number, _ in changes])
+            decisions = []
+            for number, event in changes:
+                incident = tx.get_incident_for_update(number)
+                if incident is None:
+                    raise IncidentNotFoundError(f"no incident #{number}")
+                decision = decide(incident, event, self._playbook_for(incident), now)
+                self._persist(tx, decision, now, new=False)
+                decisions.append(decision)
+            return decisions
 
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                decision = await self.store.run(change)
+                decisions = await self.store.run(change)
             except ConcurrentUpdateError:
                 continue
             self._on_commit()
-            return decision
-        raise ConcurrentUpdateError(f"incident #{number} kept changing, gave up")
+            return decisions
+        raise ConcurrentUpdateError("a batch of changes kept conflicting, gave up")
 
     async def fire_timer(self, timer: Timer) -> Decision | None:
         """Turns a due timer into a TimerFired decision; marks it fired in the same transaction."""

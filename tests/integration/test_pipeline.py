@@ -263,6 +263,36 @@ async def test_apply_rejects_invalid_transitions(pipeline: Pipeline, store: SqlS
     assert await snapshot(store) == before
 
 
+async def test_apply_many_is_one_transaction_in_the_order_given(
+    pipeline: Pipeline, store: SqlStore
+) -> None:
+    await feed(pipeline, STREAM.read_bytes())
+    decisions = await pipeline.apply_many(
+        [
+            (6, StatusChange(Status.ACKNOWLEDGED, ALICE)),
+            (5, NoteAdded("looking", ALICE)),
+            (6, StatusChange(Status.RESOLVED, ALICE)),  # sees the ack just before it
+        ]
+    )
+    assert [d.incident.status for d in decisions] == [
+        Status.ACKNOWLEDGED,
+        Status.TRIGGERED,
+        Status.RESOLVED,
+    ]
+    for number in (5, 6):
+        entries = await store.timeline(number)
+        assert verify_incident(number, entries) == []
+    kinds = [e.kind for e in await store.timeline(6)]
+    assert kinds.index(Kind.INCIDENT_ACKNOWLEDGED) < kinds.index(Kind.INCIDENT_RESOLVED)
+
+    before = await snapshot(store)
+    with pytest.raises(TransitionError, match="it is resolved"):
+        await pipeline.apply_many(
+            [(5, NoteAdded("kept?", ALICE)), (1, StatusChange(Status.ACKNOWLEDGED, ALICE))]
+        )
+    assert await snapshot(store) == before  # all or nothing: the note went too
+
+
 def db_alert(service: str = "orders-db") -> bytes:
     return sample_alert(service, starts_at=T0)
 
