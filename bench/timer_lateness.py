@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from databases import reset_postgres
 from machine import cpu_line
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
@@ -381,23 +382,6 @@ async def restart_phase(args: argparse.Namespace, url: str, playbooks: PlaybookS
     finally:
         reader.engine.dispose()
         await store.close()
-
-
-def reset_postgres(url: str) -> None:
-    """Drops everything in the database so the store migrates a fresh schema (test databases
-    only: the reset is destructive)."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        return
-    if "test" not in (parsed.database or ""):
-        raise SystemExit(f"--reset refuses {parsed.database!r}: name a test database")
-    engine = sa.create_engine(sync_url(url), poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
 
 
 def machine_facts(args: argparse.Namespace, url: str) -> str:

@@ -5,19 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from handlers.console import ConsoleHandler
-from handlers.pagerduty import OnCallLookupError, PagerDutyHandler, PagerDutyService
-from handlers.slack import SlackHandler
 from orchestrator.actions import ActionHandler
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.incident.policy import PolicyDefaults
-from orchestrator.ingest.callbacks import vendor_ssl
-from orchestrator.ingest.kafka import KafkaEventPublisher
 from orchestrator.lifecycle import PUBLISH_EVENT, REFRESH_SUMMARY
 from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
@@ -26,6 +22,9 @@ from orchestrator.playbook.model import BusinessHours
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.settings import Settings
 from orchestrator.store.sql import SqlStore
+
+if TYPE_CHECKING:
+    from handlers.pagerduty import PagerDutyHandler
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +80,12 @@ def default_handlers(
 
 def vendor_handlers(settings: Settings, clock: Clock | None = None) -> list[ActionHandler]:
     """The Slack and PagerDuty handlers that settings configure (either, both or none)."""
+    # Imported only when configured: their clients take a good part of a second to import,
+    # which every short command (metrics, evidence, incidents) would otherwise pay.
+    from handlers.pagerduty import PagerDutyHandler, PagerDutyService  # noqa: PLC0415
+    from handlers.slack import SlackHandler  # noqa: PLC0415
+    from orchestrator.ingest.callbacks import vendor_ssl  # noqa: PLC0415
+
     chosen: list[ActionHandler] = []
     pagerduty: PagerDutyHandler | None = None
     if settings.pagerduty_services:
@@ -139,6 +144,8 @@ def _oncall_emails(
 ) -> Callable[[Mapping[str, Any]], Awaitable[list[str]]]:
     """Who to invite for `oncall`: the people on call for the services the playbook pages."""
 
+    from handlers.pagerduty import OnCallLookupError  # noqa: PLC0415 - see vendor_handlers
+
     async def emails(incident: Mapping[str, Any]) -> list[str]:
         found: list[str] = []
         for service in incident.get("pagerduty_services", []):
@@ -164,6 +171,8 @@ async def build_app(
     publish_events = settings.kafka_bootstrap is not None
     if publish_events and not any(PUBLISH_EVENT in h.handles for h in chosen):
         assert settings.kafka_bootstrap is not None
+        from orchestrator.ingest.kafka import KafkaEventPublisher  # noqa: PLC0415 - as above
+
         chosen.append(KafkaEventPublisher(settings.kafka_bootstrap, settings.kafka_events_topic))
     routes = route_handlers(chosen)
     playbooks = load_playbooks(settings.playbooks_dir, known_actions=frozenset(routes))
