@@ -176,6 +176,14 @@ def metrics(
         Path | None,
         typer.Option("--chart", help="also write the p50 TTA/TTR trend per period (.png, .svg)"),
     ] = None,
+    otlp: Annotated[
+        str | None,
+        typer.Option(
+            "--otlp",
+            help="also send the durations as OpenTelemetry histograms to this OTLP/HTTP "
+            "metrics URL, e.g. http://collector:4318/v1/metrics",
+        ),
+    ] = None,
 ) -> None:
     """Response metrics per severity (or service, team, playbook, period), from timelines."""
     if json and as_csv:
@@ -226,6 +234,28 @@ def metrics(
         trend = report((Dimension.PERIOD, Dimension.SEVERITY), period or Period.MONTH)
         chart.write_bytes(render_trend(trend, fmt))
         (errors if json or as_csv else console).print(f"chart written to {chart}", highlight=False)
+    if otlp is not None:
+        _push(otlp, found, start, end, quiet=json or as_csv)
+
+
+def _push(
+    endpoint: str,
+    found: list[IncidentMetrics],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    *,
+    quiet: bool,
+) -> None:
+    # Imported here: the exporter and protobuf take a while to load, and only this needs them.
+    from orchestrator.telemetry import ExportError, push_histograms  # noqa: PLC0415
+
+    try:
+        sent = push_histograms(endpoint, found, start, end)
+    except ExportError as err:
+        raise fail(f"--otlp: {err}", 1) from None
+    (errors if quiet else console).print(
+        f"sent the durations of {sent} incidents to {endpoint} as histograms", highlight=False
+    )
 
 
 def _within(incident: IncidentMetrics, start: dt.datetime | None, end: dt.datetime | None) -> bool:

@@ -7,10 +7,15 @@ import csv
 import datetime as dt
 import io
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from samples import db_alert
 from typer.testing import CliRunner
 
@@ -236,3 +241,73 @@ def test_bad_options_exit_2(cli: Cli) -> None:
     ):
         result = cli.runner.invoke(app, ["--db", cli.url, "metrics", *args])
         assert result.exit_code == 2, args
+
+
+class Collector:
+    """An OTLP/HTTP metrics receiver over real HTTP: keeps each request it accepts, or
+    answers with the error status it is given."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.requests: list[ExportMetricsServiceRequest] = []
+        received = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if status == 200:
+                    request = ExportMetricsServiceRequest()
+                    request.ParseFromString(body)
+                    received.append(request)
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1/metrics"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Collector:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def histograms(self) -> dict[tuple[str, str], tuple[int, float]]:
+        """(instrument, severity) -> (count, sum), over everything received."""
+        found: dict[tuple[str, str], tuple[int, float]] = {}
+        for request in self.requests:
+            for resource in request.resource_metrics:
+                for scope in resource.scope_metrics:
+                    for metric in scope.metrics:
+                        for point in metric.histogram.data_points:
+                            attributes = {a.key: a.value.string_value for a in point.attributes}
+                            key = (metric.name, attributes["severity"])
+                            count, total = found.get(key, (0, 0.0))
+                            found[key] = (count + point.count, total + point.sum)
+        return found
+
+
+def test_durations_go_to_a_collector_as_histograms(cli: Cli) -> None:
+    with Collector() as collector:
+        out = cli("--otlp", collector.url, "--to", "2026-03-31")
+    assert "sent the durations of 3 incidents" in out  # #4 declined, #5 declared in April
+    got = collector.histograms()
+    # The same figures as the JSON above: SEV1 TTA 180 + 600, TTR 600 + 3000; SEV3 TTR 1800.
+    assert got[("orchestrator.incident.tta", "SEV1")] == (2, 780.0)
+    assert got[("orchestrator.incident.ttr", "SEV1")] == (2, 3600.0)
+    assert got[("orchestrator.incident.ttr", "SEV3")] == (1, 1800.0)
+    assert ("orchestrator.incident.tta", "SEV3") not in got  # never acknowledged
+
+
+def test_a_collector_that_refuses_is_an_error(cli: Cli) -> None:
+    # 400 is final; a 503 would be retried with backoff for the exporter's 10 s timeout first.
+    with Collector(status=400) as collector:
+        argv = ["--db", cli.url, "--playbooks", str(PLAYBOOKS), "metrics", "--otlp", collector.url]
+        result = cli.runner.invoke(app, argv)
+    assert result.exit_code == 1
+    assert "did not accept the metrics" in result.stderr
