@@ -24,7 +24,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.sql import SqlStore
 
 if TYPE_CHECKING:
-    from handlers.pagerduty import PagerDutyHandler
+    from handlers.pagerduty import PagerDutyHandler  # imported where used: see vendor_handlers
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _oncall_emails(
 ) -> Callable[[Mapping[str, Any]], Awaitable[list[str]]]:
     """Who to invite for `oncall`: the people on call for the services the playbook pages."""
 
-    from handlers.pagerduty import OnCallLookupError  # noqa: PLC0415 - see vendor_handlers
+    from handlers.pagerduty import OnCallLookupError, PagerDutyHandler  # noqa: PLC0415
 
     async def emails(incident: Mapping[str, Any]) -> list[str]:
         found: list[str] = []
