@@ -99,10 +99,15 @@ async def verify_store(
 def check_register(register: list[list[Any]], verification: Verification) -> None:
     numbers = [int(row[0]) for row in register]
     for before, after in itertools.pairwise(numbers):
-        if after != before + 1:
-            verification.problems.append(
-                f"incident register: numbers {before + 1}..{after - 1} are missing"
-            )
+        if (gap := register_gap(before, after)) is not None:
+            verification.problems.append(gap)
+
+
+def register_gap(before: int, after: int) -> str | None:
+    """The problem when incident `after` does not follow `before` in the register."""
+    if after == before + 1:
+        return None
+    return f"incident register: numbers {before + 1}..{after - 1} are missing"
 
 
 def verify_archive(path: Path, trusted_key: str | None = None) -> Verification:

@@ -121,7 +121,7 @@ def export(
         verified = manifest["verification"]
         console.print(
             f"{out}: {manifest['counts']['incidents']} incidents, "
-            f"{manifest['counts']['entries']} timeline entries, {len(manifest['files'])} files; "
+            f"{manifest['counts']['entries']} timeline entries; "
             f"verification {'passed' if verified['ok'] else 'FAILED'}",
             highlight=False,
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from samples import db_alert
 
+from orchestrator import evidence_export
 from orchestrator.clock import ManualClock
 from orchestrator.evidence import take_checkpoint, verify_archive, verify_store
 from orchestrator.evidence_export import export_archive
@@ -214,3 +215,69 @@ async def test_a_forced_edit_of_the_store_is_detected(store: SqlStore, tmp_path:
     assert (1, None, "truncated") in found
     assert (3, None, "deleted") in found  # a signed checkpoint saw its chain
     assert all(b.incident in (1, 2, 3) for b in result.breaks)
+
+
+async def test_an_export_over_many_pages_has_each_follow_up_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Actions, postmortems and action items are read a page of incidents at a time; each
+    incident's land in its own folder, once, whichever page it is on."""
+    monkeypatch.setattr(evidence_export, "PAGE", 2)
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'pages.db'}")
+    await store.open()
+    clock = ManualClock(T0)
+    pipeline = Pipeline(store, load_playbooks(REPO / "playbooks"), clock)
+    for n in range(1, 8):
+        await pipeline.ingest_bytes(db_alert(f"db-{n}", starts_at=T0), "test")
+        clock.advance(dt.timedelta(minutes=1))
+    postmortems = {1, 3, 4, 7}
+    items = {3: 2, 4: 1, 6: 3, 7: 1}  # incident: how many action items
+    for n in postmortems:
+        await store.save_postmortem(n, f"# Postmortem of {n}\n", ALICE, clock.now())
+    for n, count in items.items():
+        for k in range(count):
+            fix = NewActionItem(f"fix {n}.{k}", "ana", None, ActionItemType.PREVENT)
+            await store.add_action_item(n, fix, ALICE, clock.now())
+    await take_checkpoint(store, KEY, clock)
+    path = tmp_path / "pages.zip"
+    try:
+        with path.open("wb") as sink:
+            manifest = await export_archive(store, sink, clock, trusted_key=PUBLIC)
+    finally:
+        await store.close()
+    assert manifest["counts"]["incidents"] == 7
+    assert verify_archive(path, PUBLIC).ok
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        assert len(names) == len(set(names))  # no member written twice
+        for n in range(1, 8):
+            folder = f"incidents/{n}"
+            notifications = archive.read(f"{folder}/notifications.csv").decode().splitlines()
+            assert len(notifications) > 1  # the playbook's pages and messages
+            if n in postmortems:
+                text = archive.read(f"{folder}/postmortem.md").decode()
+                assert text.count("# Postmortem of") == 1
+                assert f"# Postmortem of {n}\n" in text
+            else:
+                assert f"{folder}/postmortem.md" not in names
+            if n in items:
+                rows = archive.read(f"{folder}/action_items.csv").decode().splitlines()[1:]
+                assert [row.split(",")[1] for row in rows] == [
+                    f"fix {n}.{k}" for k in range(items[n])
+                ]
+            else:
+                assert f"{folder}/action_items.csv" not in names
+
+
+async def test_an_export_reports_a_gap_in_the_register(store: SqlStore, tmp_path: Path) -> None:
+    database = store.engine.url.database
+    assert database is not None
+    with sqlite3.connect(database) as conn:
+        conn.execute("DROP TRIGGER timeline_no_delete")
+        for table in ("timeline", "outbox"):
+            conn.execute(f"DELETE FROM {table} WHERE incident_number = 2")
+        conn.execute("DELETE FROM incidents WHERE number = 2")
+    with io.BytesIO() as sink:
+        manifest = await export_archive(store, sink, ManualClock(T0), trusted_key=PUBLIC)
+    problems = manifest["verification"]["problems"]
+    assert "incident register: numbers 2..2 are missing" in problems
