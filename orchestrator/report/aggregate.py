@@ -14,10 +14,10 @@ from orchestrator.report.metrics import (
     EXCLUSIONS,
     IncidentMetrics,
     Metric,
+    MetricTally,
     Stat,
     Targets,
     percentile,
-    summarize,
 )
 
 NONE = "(none)"  # the group of incidents without a service, team, ...
@@ -109,23 +109,60 @@ def group(
     targets: Targets = DEFAULT_TARGETS,
 ) -> GroupReport:
     """The figures for one group."""
-    ages = sorted(
-        max(0.0, (as_of - i.declared_at).total_seconds())
-        for i in incidents
-        if i.is_open and i.excluded is None
-    )
-    excluded = {reason: sum(i.excluded == reason for i in incidents) for reason in EXCLUSIONS}
-    return GroupReport(
-        key=dict(key or {}),
-        incidents=len(incidents),
-        counted=sum(i.counted for i in incidents),
-        open=len(ages),
-        open_age_p50=percentile(ages, 50) if ages and len(ages) >= min_n else None,
-        open_age_max=ages[-1] if ages else None,
-        excluded=excluded,
-        never_acknowledged=sum(i.counted and not i.acknowledged for i in incidents),
-        stats={m: summarize(m, incidents, min_n=min_n, targets=targets) for m in Metric},
-    )
+    tally = _GroupTally(targets)
+    for incident in incidents:
+        tally.add(incident)
+    return tally.report(key or {}, as_of, min_n)
+
+
+class _GroupTally:
+    """A group's figures gathered in one pass over its incidents; the total is the merge of
+    the groups' tallies, so a report reads each incident once whatever it is grouped by."""
+
+    def __init__(self, targets: Targets) -> None:
+        self.incidents = 0
+        self.counted = 0
+        self.never_acknowledged = 0
+        self.open_since: list[dt.datetime] = []
+        self.excluded = dict.fromkeys(EXCLUSIONS, 0)
+        self.metrics = {metric: MetricTally(metric, targets) for metric in Metric}
+
+    def add(self, incident: IncidentMetrics) -> None:
+        self.incidents += 1
+        if incident.excluded is not None:
+            self.excluded[incident.excluded] += 1
+        elif incident.is_open:
+            self.open_since.append(incident.declared_at)
+        else:
+            self.counted += 1
+            if not incident.acknowledged:
+                self.never_acknowledged += 1
+            for tally in self.metrics.values():
+                tally.add(incident)
+
+    def merge(self, other: _GroupTally) -> None:
+        self.incidents += other.incidents
+        self.counted += other.counted
+        self.never_acknowledged += other.never_acknowledged
+        self.open_since += other.open_since
+        for reason, count in other.excluded.items():
+            self.excluded[reason] += count
+        for metric, tally in self.metrics.items():
+            tally.merge(other.metrics[metric])
+
+    def report(self, key: dict[str, str], as_of: dt.datetime, min_n: int) -> GroupReport:
+        ages = sorted(max(0.0, (as_of - since).total_seconds()) for since in self.open_since)
+        return GroupReport(
+            key=dict(key),
+            incidents=self.incidents,
+            counted=self.counted,
+            open=len(ages),
+            open_age_p50=percentile(ages, 50) if ages and len(ages) >= min_n else None,
+            open_age_max=ages[-1] if ages else None,
+            excluded=dict(self.excluded),
+            never_acknowledged=self.never_acknowledged,
+            stats={metric: tally.stat(min_n) for metric, tally in self.metrics.items()},
+        )
 
 
 def aggregate(
@@ -149,16 +186,19 @@ def aggregate(
     if Dimension.PERIOD in dimensions and period is None:
         period = Period.MONTH
     slot = period or Period.MONTH
-    buckets: dict[tuple[str, ...], list[IncidentMetrics]] = {}
+    buckets: dict[tuple[str, ...], _GroupTally] = {}
     for incident in chosen:
         values = tuple(_value(incident, d, slot) for d in dimensions)
-        buckets.setdefault(values, []).append(incident)
-
-    def build(members: Sequence[IncidentMetrics], key: dict[str, str]) -> GroupReport:
-        return group(members, as_of=as_of, key=key, min_n=min_n, targets=targets)
-
+        bucket = buckets.get(values)
+        if bucket is None:
+            bucket = buckets[values] = _GroupTally(targets)
+        bucket.add(incident)
+    total = _GroupTally(targets)
+    for bucket in buckets.values():
+        total.merge(bucket)
+    names = [d.value for d in dimensions]
     groups = tuple(
-        build(buckets[values], dict(zip((d.value for d in dimensions), values, strict=True)))
+        buckets[values].report(dict(zip(names, values, strict=True)), as_of, min_n)
         for values in sorted(buckets)
     )
     return MetricsReport(
@@ -170,6 +210,6 @@ def aggregate(
         min_n=min_n,
         skew_tolerance=skew_tolerance,
         targets=targets,
-        total=build(chosen, {}),
+        total=total.report({}, as_of, min_n),
         groups=groups,
     )

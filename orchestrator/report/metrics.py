@@ -195,6 +195,68 @@ def percentile(ordered: Sequence[float], p: int) -> float:
     return ordered[rank - 1]
 
 
+class MetricTally:
+    """One metric's figures, gathered one counted incident at a time: summarize for a single
+    list, and the aggregate's groups and total in one pass over the incidents."""
+
+    __slots__ = ("clamped", "goals", "met", "metric", "missing", "skewed", "targets", "values")
+
+    def __init__(self, metric: Metric, targets: Targets = DEFAULT_TARGETS) -> None:
+        self.metric = metric
+        self.targets = targets.get(metric, {})
+        self.values: list[float] = []
+        self.goals: list[float] = []
+        self.met = self.missing = self.clamped = self.skewed = 0
+
+    def add(self, incident: IncidentMetrics) -> None:
+        """Counts a counted incident (the caller checks `counted`)."""
+        metric = self.metric
+        if metric in incident.clamped:
+            self.clamped += 1
+        if metric in incident.skewed:
+            self.skewed += 1
+            return
+        value = incident.durations[metric]
+        if value is None:
+            self.missing += 1
+            return
+        self.values.append(value)
+        goal = self.targets.get(incident.severity) if incident.severity else None
+        if goal is not None:
+            self.goals.append(goal)
+            if value <= goal:
+                self.met += 1
+
+    def merge(self, other: MetricTally) -> None:
+        self.values += other.values
+        self.goals += other.goals
+        self.met += other.met
+        self.missing += other.missing
+        self.clamped += other.clamped
+        self.skewed += other.skewed
+
+    def stat(self, min_n: int = DEFAULT_MIN_N) -> Stat:
+        values = sorted(self.values)
+        goals = self.goals
+        n = len(values)
+        shown = n >= min_n and n > 0
+        return Stat(
+            n=n,
+            p50=percentile(values, 50) if shown else None,
+            p90=percentile(values, 90) if shown else None,
+            max=values[-1] if values else None,
+            mean=sum(values) / n if shown else None,
+            suppressed=0 < n < min_n,
+            within_target=self.met / len(goals) if goals else None,
+            met=self.met,
+            targeted=len(goals),
+            target=goals[0] if goals and len(set(goals)) == 1 else None,
+            missing=self.missing,
+            clamped=self.clamped,
+            skewed=self.skewed,
+        )
+
+
 def summarize(
     metric: Metric,
     incidents: Sequence[IncidentMetrics],
@@ -203,42 +265,8 @@ def summarize(
     targets: Targets = DEFAULT_TARGETS,
 ) -> Stat:
     """The statistic for `metric` over the counted incidents among `incidents`."""
-    values: list[float] = []
-    goals: list[float] = []
-    met = missing = clamped = skewed = 0
+    tally = MetricTally(metric, targets)
     for incident in incidents:
-        if not incident.counted:
-            continue
-        value = incident.durations[metric]
-        if metric in incident.clamped:
-            clamped += 1
-        if metric in incident.skewed:
-            skewed += 1
-            continue
-        if value is None:
-            missing += 1
-            continue
-        values.append(value)
-        goal = targets.get(metric, {}).get(incident.severity) if incident.severity else None
-        if goal is not None:
-            goals.append(goal)
-            if value <= goal:
-                met += 1
-    values.sort()
-    n = len(values)
-    shown = n >= min_n and n > 0
-    return Stat(
-        n=n,
-        p50=percentile(values, 50) if shown else None,
-        p90=percentile(values, 90) if shown else None,
-        max=values[-1] if values else None,
-        mean=sum(values) / n if shown else None,
-        suppressed=0 < n < min_n,
-        within_target=met / len(goals) if goals else None,
-        met=met,
-        targeted=len(goals),
-        target=goals[0] if goals and len(set(goals)) == 1 else None,
-        missing=missing,
-        clamped=clamped,
-        skewed=skewed,
-    )
+        if incident.counted:
+            tally.add(incident)
+    return tally.stat(min_n)

@@ -13,12 +13,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from orchestrator.actions import Action, ActionResult
 from orchestrator.incident.model import Actor, ActorKind, Incident, Severity, Status
 from orchestrator.report.chains import spliced_hash, verify_incident, verify_stored
-from orchestrator.store.engine import alembic_config, upgrade
+from orchestrator.store.engine import alembic_config, head_revision, is_current, upgrade
 from orchestrator.store.protocols import (
     AlertRecord,
     ConcurrentUpdateError,
@@ -120,6 +121,19 @@ async def test_migrated_schema_matches_metadata(store: SqlStore) -> None:
 
     with store.engine.connect() as conn:
         assert differences(conn) == []
+
+
+async def test_the_head_revision_is_alembic_s_own(store: SqlStore) -> None:
+    # Opening a store skips alembic when the schema is at head_revision(), which is read off
+    # the file names: it must be the revision alembic itself would upgrade to.
+    with store.engine.begin() as conn:
+        config = alembic_config(conn)
+        assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+        assert is_current(conn)
+        command.downgrade(config, "-1")
+        assert not is_current(conn)
+        upgrade(conn)
+        assert is_current(conn)
 
 
 async def test_migrations_downgrade_to_nothing_and_back(store: SqlStore) -> None:
