@@ -9,7 +9,9 @@ alone, the collector spent about a fifth of a timer catch-up rescanning the form
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 
 def settle_after_startup() -> None:
@@ -17,3 +19,17 @@ def settle_after_startup() -> None:
     collector's sight: later collections scan only what the running service allocates."""
     gc.collect()
     gc.freeze()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic collections while a report builds its many small, acyclic objects (a year of
+    incidents' metrics): reference counting frees them as before, and the collector's passes
+    over the growing result were a fifth of `orchestrator metrics`. It runs once at the end."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from orchestrator.app import App
 from orchestrator.cli.common import console, errors, fail, opened_app, print_json, run, when
+from orchestrator.heap import collector_paused
 from orchestrator.incident.model import Severity
 from orchestrator.playbook.durations import DurationError, format_duration, parse_duration
 from orchestrator.report.aggregate import (
@@ -199,7 +200,8 @@ def metrics(
 
     async def go() -> tuple[list[IncidentMetrics], dt.datetime]:
         async with opened_app(ctx) as app:
-            found = await read_metrics(app, start, end, skew_tolerance, rebuild=rebuild)
+            with collector_paused():
+                found = await read_metrics(app, start, end, skew_tolerance, rebuild=rebuild)
             return found, fixed_as_of or app.clock.now()
 
     found, now = run(go())
@@ -217,7 +219,8 @@ def metrics(
             targets=targets,
         )
 
-    grouped = report(dimensions, period)
+    with collector_paused():
+        grouped = report(dimensions, period)
     if json:
         chosen = sorted((i for i in found if _within(i, start, end)), key=lambda i: i.number)
         print_json(report_json(grouped, chosen))

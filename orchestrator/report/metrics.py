@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import attrgetter
 
 from orchestrator.incident.model import Severity, Status
 from orchestrator.report.timestamps import CanonicalTimestamps
@@ -119,6 +120,13 @@ class IncidentMetrics:
         return self.timestamps.first_ack_at is not None
 
 
+# Each metric's (start, end) timestamps, looked up once rather than by name per incident.
+_SPANS = tuple(
+    (metric, attrgetter(info.start), attrgetter(info.end)) for metric, info in METRICS.items()
+)
+_NONE: frozenset[Metric] = frozenset()
+
+
 def incident_metrics(
     timestamps: CanonicalTimestamps,
     *,
@@ -131,9 +139,9 @@ def incident_metrics(
     durations: dict[Metric, float | None] = {}
     clamped: set[Metric] = set()
     skewed: set[Metric] = set()
-    for metric, info in METRICS.items():
-        start: dt.datetime | None = getattr(timestamps, info.start)
-        end: dt.datetime | None = getattr(timestamps, info.end)
+    for metric, start_of, end_of in _SPANS:
+        start: dt.datetime | None = start_of(timestamps)
+        end: dt.datetime | None = end_of(timestamps)
         if start is None or end is None:
             durations[metric] = None
             continue
@@ -161,8 +169,9 @@ def incident_metrics(
         status=timestamps.status,
         excluded=excluded,
         durations=durations,
-        clamped=frozenset(clamped),
-        skewed=frozenset(skewed),
+        # Nearly every incident has neither: one shared empty set instead of two new ones.
+        clamped=frozenset(clamped) if clamped else _NONE,
+        skewed=frozenset(skewed) if skewed else _NONE,
         timestamps=timestamps,
     )
 

@@ -241,6 +241,38 @@ class TimestampFold:
         return fold
 
 
+_STAMP_FIELDS = tuple(field.name for field in dataclasses.fields(CanonicalTimestamps))
+_TIME_AT = tuple(i for i, name in enumerate(_STAMP_FIELDS) if name.endswith("_at"))
+_STATUS_AT = _STAMP_FIELDS.index("status")
+_SEVERITY_AT = _STAMP_FIELDS.index("max_severity")
+
+
+def stamps_json(stamps: CanonicalTimestamps) -> list[Any]:
+    """The timestamps as a compact JSON array, in field order, to store beside a fold:
+    reading it back (stamps_from_json) costs a fraction of taking the fold up again."""
+    values: list[Any] = []
+    for name in _STAMP_FIELDS:
+        value = getattr(stamps, name)
+        if isinstance(value, dt.datetime):
+            value = value.isoformat()
+        elif isinstance(value, (Status, Severity)):
+            value = value.value
+        values.append(value)
+    return values
+
+
+def stamps_from_json(values: Sequence[Any]) -> CanonicalTimestamps:
+    if len(values) != len(_STAMP_FIELDS):
+        raise ValueError(f"stored timestamps have {len(values)} fields, not {len(_STAMP_FIELDS)}")
+    fields = list(values)
+    for at in _TIME_AT:
+        if fields[at] is not None:
+            fields[at] = dt.datetime.fromisoformat(fields[at])
+    fields[_STATUS_AT] = Status(fields[_STATUS_AT])
+    fields[_SEVERITY_AT] = _severity(fields[_SEVERITY_AT])
+    return CanonicalTimestamps(*fields)
+
+
 def _at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 

@@ -16,7 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from orchestrator.report.timestamps import FOLDED_KINDS, CanonicalTimestamps, TimestampFold
+from orchestrator.report.timestamps import (
+    FOLDED_KINDS,
+    CanonicalTimestamps,
+    TimestampFold,
+    stamps_from_json,
+    stamps_json,
+)
 from orchestrator.store.schema import incidents, timeline, timestamp_folds
 
 T = TypeVar("T")
@@ -54,7 +60,7 @@ class FoldQueries:
     ) -> list[tuple[CanonicalTimestamps, str, bool]]:
         """(timestamps, team, is_drill) of every incident declared in [from, to), as folded:
         call refresh_folds first for figures up to the newest entry."""
-        query = sa.select(timestamp_folds.c.state, incidents.c.team, incidents.c.is_drill).join(
+        query = sa.select(timestamp_folds.c.stamps, incidents.c.team, incidents.c.is_drill).join(
             incidents, incidents.c.number == timestamp_folds.c.incident_number
         )
         if declared_from is not None:
@@ -65,8 +71,8 @@ class FoldQueries:
 
         def read(conn: Connection) -> list[tuple[CanonicalTimestamps, str, bool]]:
             return [
-                (TimestampFold.from_json(state).result(), team, is_drill)
-                for state, team, is_drill in conn.execute(query)
+                (stamps_from_json(stamps), team, is_drill)
+                for stamps, team, is_drill in conn.execute(query)
             ]
 
         return await self._run(read, write=False)
@@ -124,16 +130,20 @@ def _fold_page(page: Sequence[Stale], upsert: Any, conn: Connection) -> None:
     )
     for number, newest in heads:
         folds[number].seq = max(folds[number].seq, newest)
-    values = [
-        {
-            "incident_number": fold.number,
-            "seq": fold.seq,
-            "declared_at": fold.result().declared_at,
-            "state": fold.as_json(),
-        }
-        for fold in folds.values()
-        if fold.seq  # an incident without entries has nothing to fold yet
-    ]
+    values = []
+    for fold in folds.values():
+        if not fold.seq:  # an incident without entries has nothing to fold yet
+            continue
+        stamps = fold.result()
+        values.append(
+            {
+                "incident_number": fold.number,
+                "seq": fold.seq,
+                "declared_at": stamps.declared_at,
+                "state": fold.as_json(),
+                "stamps": stamps_json(stamps),
+            }
+        )
     if values:
         conn.execute(upsert, values)
 
@@ -146,6 +156,7 @@ def _upsert(postgres: bool, rebuild: bool) -> Any:
             "seq": insert.excluded.seq,
             "declared_at": insert.excluded.declared_at,
             "state": insert.excluded.state,
+            "stamps": insert.excluded.stamps,
         },
         # Two refreshes at once (the service's and a CLI's): the further one wins, never the
         # one that read less. A rebuild replaces what is there.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from orchestrator.heap import settle_after_startup
+from orchestrator.heap import collector_paused, settle_after_startup
 
 
 class _Node:
@@ -25,3 +25,17 @@ def test_settling_collects_garbage_then_freezes_the_rest() -> None:
         assert kept.me is kept
     finally:
         gc.unfreeze()  # the rest of the test session keeps an ordinary collector
+
+
+def test_the_collector_pauses_and_comes_back() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()

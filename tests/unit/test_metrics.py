@@ -26,7 +26,12 @@ from orchestrator.report.metrics import (
     incident_metrics,
     percentile,
 )
-from orchestrator.report.timestamps import TimestampFold, canonical_timestamps
+from orchestrator.report.timestamps import (
+    TimestampFold,
+    canonical_timestamps,
+    stamps_from_json,
+    stamps_json,
+)
 from orchestrator.timeline import Kind, TimelineEntry
 
 ALICE = Actor(ActorKind.SLACK, "U1", "alice")
@@ -107,6 +112,8 @@ class Timeline:
             for entry in ordered[split:]:
                 fold.add(entry)
             assert fold.result() == stamps
+        # ... and metrics read the result the store keeps beside the fold.
+        assert stamps_from_json(orjson.loads(orjson.dumps(stamps_json(stamps)))) == stamps
         return incident_metrics(
             stamps,
             team=self.team,
