@@ -3,6 +3,7 @@ incidents with their timelines page by page, so an export never loads a whole ta
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
@@ -129,33 +130,23 @@ class EvidenceQueries:
 
     async def stored_chains(self, page: int = 1000) -> AsyncIterator[tuple[int, list[StoredRow]]]:
         """Every incident's number with its chain as stored text, in number order, `page`
-        incidents per query: what verifying the whole store reads (report/chains.py)."""
-        postgres = not self._sqlite
-        after = 0
-        while True:
-            numbers = [
-                row["number"]
-                for row in await self._read(
-                    sa.select(incidents.c.number)
-                    .where(incidents.c.number > after)
-                    .order_by(incidents.c.number)
-                    .limit(page)
-                )
-            ]
-            if not numbers:
-                return
-            query = (
-                sa.select(timeline.c.incident_number, *_stored_text(postgres))
-                .where(timeline.c.incident_number.between(numbers[0], numbers[-1]))
-                .order_by(timeline.c.incident_number, timeline.c.seq)
-            )
-            by_number: dict[int, list[StoredRow]] = {number: [] for number in numbers}
-            for row in await self._run(partial(_all_tuples, query), write=False):
-                if row[0] in by_number:
-                    by_number[row[0]].append(row[1:])
-            for number in numbers:
-                yield number, by_number[number]
-            after = numbers[-1]
+        incidents per query: what verifying the whole store reads (report/chains.py).
+
+        The next page is read while the caller works on this one: reading and hashing take
+        about as long each, and the database driver gives the interpreter lock up while it
+        waits, so the two overlap on two cores."""
+        read = partial(_stored_page, page=page, postgres=not self._sqlite)
+        ahead = asyncio.ensure_future(self._run(partial(read, 0), write=False))
+        try:
+            while True:
+                numbers, chains = await ahead
+                if not numbers:
+                    return
+                ahead = asyncio.ensure_future(self._run(partial(read, numbers[-1]), write=False))
+                for number in numbers:
+                    yield number, chains[number]
+        finally:
+            ahead.cancel()
 
     async def alerts_received(
         self, received_from: dt.datetime | None, received_to: dt.datetime | None, page: int = 2000
@@ -193,8 +184,31 @@ class EvidenceQueries:
         return found
 
 
-def _all_tuples(query: sa.Select[Any], conn: Connection) -> list[Any]:
-    return [tuple(row) for row in conn.execute(query)]
+def _stored_page(
+    after: int, conn: Connection, *, page: int, postgres: bool
+) -> tuple[list[int], dict[int, list[StoredRow]]]:
+    """The next `page` incidents after `after`, each with its rows as stored text."""
+    numbers = list(
+        conn.execute(
+            sa.select(incidents.c.number)
+            .where(incidents.c.number > after)
+            .order_by(incidents.c.number)
+            .limit(page)
+        ).scalars()
+    )
+    chains: dict[int, list[StoredRow]] = {number: [] for number in numbers}
+    if not numbers:
+        return numbers, chains
+    query = (
+        sa.select(timeline.c.incident_number, *_stored_text(postgres))
+        .where(timeline.c.incident_number.between(numbers[0], numbers[-1]))
+        .order_by(timeline.c.incident_number, timeline.c.seq)
+    )
+    for row in conn.execute(query):
+        chain = chains.get(row[0])
+        if chain is not None:
+            chain.append(tuple(row[1:]))
+    return numbers, chains
 
 
 def _stored_text(postgres: bool) -> list[sa.ColumnElement[Any]]:
