@@ -80,6 +80,17 @@ def _incident_fk(nullable: bool = False) -> sa.Column[Any]:
     )
 
 
+def _incident_key() -> sa.Column[Any]:
+    """The incident a table has one row for, as its primary key."""
+    return sa.Column(
+        "incident_number",
+        sa.Integer,
+        sa.ForeignKey("incidents.number", deferrable=True, initially="DEFERRED"),
+        primary_key=True,
+        autoincrement=False,
+    )
+
+
 metadata = sa.MetaData()
 
 incidents = sa.Table(
@@ -228,13 +239,7 @@ checkpoints = sa.Table(
 timestamp_folds = sa.Table(
     "timestamp_folds",
     metadata,
-    sa.Column(
-        "incident_number",
-        sa.Integer,
-        sa.ForeignKey("incidents.number", deferrable=True, initially="DEFERRED"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _incident_key(),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("declared_at", UtcDateTime, nullable=False),
     sa.Column("state", sa.JSON, nullable=False),  # to take the fold up again
@@ -247,13 +252,7 @@ timestamp_folds = sa.Table(
 postmortems = sa.Table(
     "postmortems",
     metadata,
-    sa.Column(
-        "incident_number",
-        sa.Integer,
-        sa.ForeignKey("incidents.number", deferrable=True, initially="DEFERRED"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _incident_key(),
     sa.Column("markdown", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
