@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -130,23 +132,34 @@ class EvidenceQueries:
 
     async def stored_chains(self, page: int = 1000) -> AsyncIterator[tuple[int, list[StoredRow]]]:
         """Every incident's number with its chain as stored text, in number order, `page`
-        incidents per query: what verifying the whole store reads (report/chains.py).
+        incident numbers per query: what verifying the whole store reads (report/chains.py).
 
-        The next page is read while the caller works on this one: reading and hashing take
-        about as long each, and the database driver gives the interpreter lock up while it
-        waits, so the two overlap on two cores."""
-        read = partial(_stored_page, page=page, postgres=not self._sqlite)
-        ahead = asyncio.ensure_future(self._run(partial(read, 0), write=False))
+        Pages are read ahead while the caller hashes: reading and hashing take about as long
+        each, and the database driver gives the interpreter lock up while it waits. SQLite has
+        one reader thread, so it reads one page ahead; PostgreSQL two, on two connections, so
+        that its server works on one while it sends the other."""
+        postgres = not self._sqlite
+        top = await self._run(
+            lambda conn: conn.scalar(sa.select(sa.func.max(incidents.c.number))), write=False
+        )
+        firsts = iter(range(1, (top or 0) + 1, page))
+        read = partial(_stored_range, page=page, postgres=postgres)
+
+        def reading(first: int) -> asyncio.Future[tuple[list[int], dict[int, list[StoredRow]]]]:
+            return asyncio.ensure_future(self._run(partial(read, first), write=False))
+
+        ahead = deque(reading(first) for first in itertools.islice(firsts, 3 if postgres else 2))
         try:
-            while True:
-                numbers, chains = await ahead
-                if not numbers:
-                    return
-                ahead = asyncio.ensure_future(self._run(partial(read, numbers[-1]), write=False))
+            while ahead:
+                numbers, chains = await ahead.popleft()
+                following = next(firsts, None)
+                if following is not None:
+                    ahead.append(reading(following))
                 for number in numbers:
                     yield number, chains[number]
         finally:
-            ahead.cancel()
+            for future in ahead:
+                future.cancel()
 
     async def alerts_received(
         self, received_from: dt.datetime | None, received_to: dt.datetime | None, page: int = 2000
@@ -184,16 +197,16 @@ class EvidenceQueries:
         return found
 
 
-def _stored_page(
-    after: int, conn: Connection, *, page: int, postgres: bool
+def _stored_range(
+    first: int, conn: Connection, *, page: int, postgres: bool
 ) -> tuple[list[int], dict[int, list[StoredRow]]]:
-    """The next `page` incidents after `after`, each with its rows as stored text."""
+    """The incidents numbered first..first+page-1, each with its rows as stored text."""
+    last = first + page - 1
     numbers = list(
         conn.execute(
             sa.select(incidents.c.number)
-            .where(incidents.c.number > after)
+            .where(incidents.c.number.between(first, last))
             .order_by(incidents.c.number)
-            .limit(page)
         ).scalars()
     )
     chains: dict[int, list[StoredRow]] = {number: [] for number in numbers}
@@ -201,14 +214,29 @@ def _stored_page(
         return numbers, chains
     query = (
         sa.select(timeline.c.incident_number, *_stored_text(postgres))
-        .where(timeline.c.incident_number.between(numbers[0], numbers[-1]))
+        .where(timeline.c.incident_number.between(first, last))
         .order_by(timeline.c.incident_number, timeline.c.seq)
     )
-    for row in conn.execute(query):
+    for row in _driver_rows(conn, query):
         chain = chains.get(row[0])
         if chain is not None:
-            chain.append(tuple(row[1:]))
+            chain.append(row[1:])
     return numbers, chains
+
+
+def _driver_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows as the database driver's own tuples: SQLAlchemy's row objects cost more than
+    reading them did, for millions of rows with no type to convert (all text and integers).
+    The statement's only parameters are integers and constants, so they are written in."""
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _stored_text(postgres: bool) -> list[sa.ColumnElement[Any]]:
