@@ -127,10 +127,14 @@ start_broker() {
   fi
   mkdir -p "$datadir/logs"
   write_config
-  local cluster
-  cluster="$(java_run kafka.tools.StorageTool random-uuid 2>>"$datadir/server.log" | tail -n 1)"
-  java_run kafka.tools.StorageTool format -t "$cluster" -c "$datadir/server.properties" \
-    >>"$datadir/server.log" 2>&1 || { tail -n 40 "$datadir/server.log" >&2; die "formatting storage failed"; }
+  # A data directory that was formatted before keeps its cluster id and its topics: starting
+  # again after a stop must not try to format it as a new cluster (Kafka refuses that).
+  if [ ! -f "$datadir/logs/meta.properties" ]; then
+    local cluster
+    cluster="$(java_run kafka.tools.StorageTool random-uuid 2>>"$datadir/server.log" | tail -n 1)"
+    java_run kafka.tools.StorageTool format -t "$cluster" -c "$datadir/server.properties" \
+      >>"$datadir/server.log" 2>&1 || { tail -n 40 "$datadir/server.log" >&2; die "formatting storage failed"; }
+  fi
   # Its own session, so a terminal's Ctrl-C or the caller's process group never reaches it;
   # it is stopped by its PID only.
   setsid java -Xms128m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
