@@ -200,45 +200,49 @@ def metrics(
 
     async def go() -> tuple[list[IncidentMetrics], dt.datetime]:
         async with opened_app(ctx) as app:
-            with collector_paused():
-                found = await read_metrics(app, start, end, skew_tolerance, rebuild=rebuild)
+            found = await read_metrics(app, start, end, skew_tolerance, rebuild=rebuild)
             return found, fixed_as_of or app.clock.now()
 
-    found, now = run(go())
-
-    def report(by: Sequence[Dimension], every: Period | None) -> MetricsReport:
-        return aggregate(
-            found,
-            as_of=now,
-            by=by,
-            period=every,
-            start=start,
-            end=end,
-            min_n=min_n,
-            skew_tolerance=skew_tolerance,
-            targets=targets,
-        )
-
+    # No cyclic collections from reading to printing: a year of incidents is a few hundred
+    # thousand small, acyclic objects, which reference counting frees; a collection over them
+    # was a fifth of the command's time (heap.collector_paused).
     with collector_paused():
-        grouped = report(dimensions, period)
-    if json:
-        chosen = sorted((i for i in found if _within(i, start, end)), key=lambda i: i.number)
-        print_json(report_json(grouped, chosen))
-    elif as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(csv_header(grouped))
-        writer.writerows(csv_rows(grouped))
-    else:
-        console.print(render(grouped))
-    if chart is not None:
-        # Imported here: matplotlib takes a while to load, and only this option needs it.
-        from orchestrator.report.charts import render_trend  # noqa: PLC0415
+        found, now = run(go())
 
-        trend = report((Dimension.PERIOD, Dimension.SEVERITY), period or Period.MONTH)
-        chart.write_bytes(render_trend(trend, fmt))
-        (errors if json or as_csv else console).print(f"chart written to {chart}", highlight=False)
-    if otlp is not None:
-        _push(otlp, found, start, end, quiet=json or as_csv)
+        def report(by: Sequence[Dimension], every: Period | None) -> MetricsReport:
+            return aggregate(
+                found,
+                as_of=now,
+                by=by,
+                period=every,
+                start=start,
+                end=end,
+                min_n=min_n,
+                skew_tolerance=skew_tolerance,
+                targets=targets,
+            )
+
+        grouped = report(dimensions, period)
+        if json:
+            chosen = sorted((i for i in found if _within(i, start, end)), key=lambda i: i.number)
+            print_json(report_json(grouped, chosen))
+        elif as_csv:
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(csv_header(grouped))
+            writer.writerows(csv_rows(grouped))
+        else:
+            console.print(render(grouped))
+        if chart is not None:
+            # Imported here: matplotlib takes a while to load, and only this option needs it.
+            from orchestrator.report.charts import render_trend  # noqa: PLC0415
+
+            trend = report((Dimension.PERIOD, Dimension.SEVERITY), period or Period.MONTH)
+            chart.write_bytes(render_trend(trend, fmt))
+            (errors if json or as_csv else console).print(
+                f"chart written to {chart}", highlight=False
+            )
+        if otlp is not None:
+            _push(otlp, found, start, end, quiet=json or as_csv)
 
 
 def _push(

@@ -18,6 +18,7 @@ from orchestrator.incident.model import Incident, Status
 from orchestrator.report.chains import StoredRow
 from orchestrator.report.checkpoints import Checkpoint
 from orchestrator.store import rows
+from orchestrator.store.bulk import driver_rows
 from orchestrator.store.protocols import AlertRecord, OutboxItem
 from orchestrator.store.schema import alerts, checkpoints, incidents, outbox, timeline
 from orchestrator.timeline import TimelineEntry
@@ -220,27 +221,12 @@ def _stored_range(
     # Measured both ways on 5.2M entries: psycopg's own tuples, fetched all at once, are
     # quicker than SQLAlchemy's rows (30.0 → 23.8 s); SQLite's rows are quicker iterated as
     # SQLAlchemy reads them, which lets the hashing thread in between (28.3 → 25.0 s).
-    rows: Iterable[Sequence[Any]] = _driver_rows(conn, query) if postgres else conn.execute(query)
+    rows: Iterable[Sequence[Any]] = driver_rows(conn, query) if postgres else conn.execute(query)
     for row in rows:
         chain = chains.get(row[0])
         if chain is not None:
             chain.append(tuple(row[1:]))
     return numbers, chains
-
-
-def _driver_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
-    """The rows as the database driver's own tuples: SQLAlchemy's row objects cost more than
-    reading them did, for millions of rows with no type to convert (all text and integers).
-    The statement's only parameters are integers and constants, so they are written in."""
-    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    cursor = dbapi.cursor()
-    try:
-        cursor.execute(sql)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 def _stored_text(postgres: bool) -> list[sa.ColumnElement[Any]]:

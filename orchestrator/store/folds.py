@@ -29,8 +29,6 @@ T = TypeVar("T")
 PAGE = 500  # incidents brought up to date in one transaction
 
 _FOLDED = sorted(str(kind) for kind in FOLDED_KINDS)
-# (incident number, the fold as stored or None)
-Stale = tuple[int, dict[str, Any] | None]
 
 
 class FoldQueries:
@@ -50,7 +48,7 @@ class FoldQueries:
         upsert = _upsert(postgres=not self._sqlite, rebuild=rebuild)
         for first in range(0, len(stale), PAGE):
             page = stale[first : first + PAGE]
-            await self._run(partial(_fold_page, page, upsert), write=True)
+            await self._run(partial(_fold_page, page, upsert, rebuild), write=True)
             if progress is not None:
                 progress(first + len(page), len(stale))
         return len(stale)
@@ -78,10 +76,12 @@ class FoldQueries:
         return await self._run(read, write=False)
 
 
-def _stale(conn: Connection, rebuild: bool) -> list[Stale]:
+def _stale(conn: Connection, rebuild: bool) -> list[int]:
+    """The incidents whose fold is missing or behind their timeline. Only numbers: the folds'
+    state is read a page at a time by those that need it (most do not)."""
     folds = timestamp_folds
     joined = incidents.outerjoin(folds, folds.c.incident_number == incidents.c.number)
-    query = sa.select(incidents.c.number, folds.c.state).select_from(joined)
+    query = sa.select(incidents.c.number).select_from(joined)
     if not rebuild:
         newer = (
             sa.select(timeline.c.seq)
@@ -89,15 +89,20 @@ def _stale(conn: Connection, rebuild: bool) -> list[Stale]:
             .exists()
         )
         query = query.where(sa.or_(folds.c.incident_number.is_(None), newer))
-    found = conn.execute(query.order_by(incidents.c.number)).all()
-    return [(number, None if rebuild else state) for number, state in found]
+    return list(conn.execute(query.order_by(incidents.c.number)).scalars())
 
 
-def _fold_page(page: Sequence[Stale], upsert: Any, conn: Connection) -> None:
-    folds = {
-        number: TimestampFold.from_json(state) if state else TimestampFold(number)
-        for number, state in page
-    }
+def _fold_page(page: Sequence[int], upsert: Any, rebuild: bool, conn: Connection) -> None:
+    folds = {number: TimestampFold(number) for number in page}
+    if not rebuild:
+        stored = conn.execute(
+            sa.select(timestamp_folds.c.incident_number, timestamp_folds.c.state).where(
+                timestamp_folds.c.incident_number.in_(sa.bindparam("numbers", expanding=True))
+            ),
+            {"numbers": list(page)},
+        )
+        for number, state in stored:
+            folds[number] = TimestampFold.from_json(state)
     after = min(fold.seq for fold in folds.values())
     numbers: sa.BindParameter[list[int]] = sa.bindparam("numbers", expanding=True)
     entries = conn.execute(
