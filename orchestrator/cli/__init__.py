@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -82,4 +83,8 @@ app.add_typer(evidence, name="evidence")
 
 
 def main() -> None:
+    # Everything imported so far lives as long as the process: out of the collector's sight,
+    # a command's collections scan only what the command makes (a tenth of `metrics` over a
+    # year went to rescanning the imports). The service freezes again once it is built.
+    gc.freeze()
     app()

@@ -18,8 +18,10 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from orchestrator.app import App, ConfigurationError, build_app
+from orchestrator.clock import Clock, SystemClock
 from orchestrator.playbook.loader import PlaybookLoadError
 from orchestrator.settings import Settings
+from orchestrator.store.sql import SqlStore
 
 T = TypeVar("T")
 
@@ -66,6 +68,22 @@ def run(coro: Awaitable[T]) -> T:
 def fail(message: str, code: int = 1) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+@asynccontextmanager
+async def opened_store(ctx: typer.Context) -> AsyncIterator[tuple[SqlStore, Clock]]:
+    """Just the store (and the clock), for commands that only read it: no playbooks loaded,
+    no handlers built. Bad settings are one clear message and exit code 2, as for the app."""
+    try:
+        settings = options(ctx).settings()
+    except (ValidationError, ValueError) as err:
+        raise fail(f"invalid settings: {_one_line(err)}", 2) from None
+    store = SqlStore(settings.database_url)
+    await store.open()
+    try:
+        yield store, SystemClock()
+    finally:
+        await store.close()
 
 
 @asynccontextmanager

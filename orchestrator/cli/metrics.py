@@ -15,8 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.app import App
-from orchestrator.cli.common import console, errors, fail, opened_app, print_json, run, when
+from orchestrator.cli.common import console, errors, fail, opened_store, print_json, run, when
 from orchestrator.heap import collector_paused
 from orchestrator.incident.model import Severity
 from orchestrator.playbook.durations import DurationError, format_duration, parse_duration
@@ -40,6 +39,7 @@ from orchestrator.report.metrics import (
     Targets,
     incident_metrics,
 )
+from orchestrator.store.sql import SqlStore
 
 # The stored declared_at only narrows which folds to read; the period's bounds are applied
 # again to the metrics (aggregate, _within), so a margin here changes nothing but the reading.
@@ -95,7 +95,7 @@ def _targets(values: Sequence[str]) -> Targets:
 
 
 async def read_metrics(
-    app: App,
+    store: SqlStore,
     start: dt.datetime | None,
     end: dt.datetime | None,
     skew_tolerance: float,
@@ -117,8 +117,8 @@ async def read_metrics(
             # Only a backlog worth watching shows a bar: a store kept current folds a few.
             progress.update(task, completed=done, total=total, visible=total >= PROGRESS_FROM)
 
-        await app.store.refresh_folds(rebuild=rebuild, progress=advanced)
-    folded = await app.store.folded_timestamps(
+        await store.refresh_folds(rebuild=rebuild, progress=advanced)
+    folded = await store.folded_timestamps(
         start - DECLARED_MARGIN if start else None, end + DECLARED_MARGIN if end else None
     )
     return [
@@ -199,9 +199,9 @@ def metrics(
     targets = _targets(target or [])
 
     async def go() -> tuple[list[IncidentMetrics], dt.datetime]:
-        async with opened_app(ctx) as app:
-            found = await read_metrics(app, start, end, skew_tolerance, rebuild=rebuild)
-            return found, fixed_as_of or app.clock.now()
+        async with opened_store(ctx) as (store, clock):
+            found = await read_metrics(store, start, end, skew_tolerance, rebuild=rebuild)
+            return found, fixed_as_of or clock.now()
 
     # No cyclic collections from reading to printing: a year of incidents is a few hundred
     # thousand small, acyclic objects, which reference counting frees; a collection over them

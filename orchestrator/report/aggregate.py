@@ -135,10 +135,25 @@ class _GroupTally:
             self.open_since.append(incident.declared_at)
         else:
             self.counted += 1
-            if not incident.acknowledged:
+            if incident.timestamps.first_ack_at is None:  # never acknowledged
                 self.never_acknowledged += 1
-            for tally in self.metrics.values():
-                tally.add(incident)
+            if incident.clamped or incident.skewed:
+                for tally in self.metrics.values():
+                    tally.add(incident)
+            else:
+                # The usual case, inlined: MetricTally.add without the clock-skew bookkeeping.
+                severity = incident.severity
+                for metric, value in incident.durations.items():
+                    tally = self.metrics[metric]
+                    if value is None:
+                        tally.missing += 1
+                        continue
+                    tally.values.append(value)
+                    goal = tally.targets.get(severity) if severity else None
+                    if goal is not None:
+                        tally.goals.append(goal)
+                        if value <= goal:
+                            tally.met += 1
 
     def merge(self, other: _GroupTally) -> None:
         self.incidents += other.incidents

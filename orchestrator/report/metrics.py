@@ -9,7 +9,7 @@ from enum import StrEnum
 from operator import attrgetter
 
 from orchestrator.incident.model import Severity, Status
-from orchestrator.report.timestamps import CanonicalTimestamps
+from orchestrator.report.timestamps import CanonicalTimestamps, frozen
 
 DEFAULT_MIN_N = 10
 # A negative duration this small is clock skew between a source and us around a true value
@@ -159,20 +159,23 @@ def incident_metrics(
         excluded = "drill"
     elif timestamps.status in EXCLUDED_STATUSES:
         excluded = timestamps.status.value
-    return IncidentMetrics(
-        number=timestamps.number,
-        declared_at=timestamps.declared_at,
-        severity=timestamps.max_severity,
-        service=timestamps.service,
-        team=team,
-        playbook=timestamps.playbook,
-        status=timestamps.status,
-        excluded=excluded,
-        durations=durations,
-        # Nearly every incident has neither: one shared empty set instead of two new ones.
-        clamped=frozenset(clamped) if clamped else _NONE,
-        skewed=frozenset(skewed) if skewed else _NONE,
-        timestamps=timestamps,
+    return frozen(
+        IncidentMetrics,
+        {
+            "number": timestamps.number,
+            "declared_at": timestamps.declared_at,
+            "severity": timestamps.max_severity,
+            "service": timestamps.service,
+            "team": team,
+            "playbook": timestamps.playbook,
+            "status": timestamps.status,
+            "excluded": excluded,
+            "durations": durations,
+            # Nearly every incident has neither: one shared empty set instead of two new ones.
+            "clamped": frozenset(clamped) if clamped else _NONE,
+            "skewed": frozenset(skewed) if skewed else _NONE,
+            "timestamps": timestamps,
+        },
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import FrozenInstanceError, fields
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from orchestrator.report.metrics import (
     percentile,
 )
 from orchestrator.report.timestamps import (
+    CanonicalTimestamps,
     TimestampFold,
     canonical_timestamps,
     stamps_from_json,
@@ -530,3 +532,21 @@ def test_exports(incidents: list[IncidentMetrics]) -> None:
     sev2_tta = next(r for r in rows if r["severity"] == "SEV2" and r["metric"] == "tta")
     assert (sev2_tta["n"], sev2_tta["p50_seconds"], sev2_tta["max_seconds"]) == (3, "", 600.0)
     assert rows[-1]["severity"] == "(all)"
+
+
+def test_objects_built_without_init_are_whole_and_still_frozen() -> None:
+    # stamps_from_json and incident_metrics build their frozen dataclasses without __init__
+    # (report.timestamps.frozen), for speed: each must still carry every field, compare equal
+    # to one built the usual way, and refuse changes.
+    timeline = Timeline(1).opened(day(3, 2), ttd=60)
+    timeline.at(ACK, 120)
+    stamps = canonical_timestamps(timeline.entries)
+    read_back = stamps_from_json(orjson.loads(orjson.dumps(stamps_json(stamps))))
+    usual = CanonicalTimestamps(**{f.name: getattr(read_back, f.name) for f in fields(stamps)})
+    assert read_back == usual
+    assert hash(read_back) == hash(usual)
+    measured = incident_metrics(stamps)
+    assert set(vars(measured)) == {f.name for f in fields(IncidentMetrics)}
+    assert set(vars(read_back)) == {f.name for f in fields(CanonicalTimestamps)}
+    with pytest.raises(FrozenInstanceError):
+        measured.team = "other"  # type: ignore[misc]
