@@ -140,20 +140,10 @@ class _GroupTally:
             if incident.clamped or incident.skewed:
                 for tally in self.metrics.values():
                     tally.add(incident)
-            else:
-                # The usual case, inlined: MetricTally.add without the clock-skew bookkeeping.
+            else:  # the usual case: no clock-skew bookkeeping to do
                 severity = incident.severity
                 for metric, value in incident.durations.items():
-                    tally = self.metrics[metric]
-                    if value is None:
-                        tally.missing += 1
-                        continue
-                    tally.values.append(value)
-                    goal = tally.targets.get(severity) if severity else None
-                    if goal is not None:
-                        tally.goals.append(goal)
-                        if value <= goal:
-                            tally.met += 1
+                    self.metrics[metric].add_value(value, severity)
 
     def merge(self, other: _GroupTally) -> None:
         self.incidents += other.incidents

@@ -228,12 +228,15 @@ class MetricTally:
         if metric in incident.skewed:
             self.skewed += 1
             return
-        value = incident.durations[metric]
+        self.add_value(incident.durations[metric], incident.severity)
+
+    def add_value(self, value: float | None, severity: Severity | None) -> None:
+        """One counted incident's duration (None: its timestamps are missing)."""
         if value is None:
             self.missing += 1
             return
         self.values.append(value)
-        goal = self.targets.get(incident.severity) if incident.severity else None
+        goal = self.targets.get(severity) if severity else None
         if goal is not None:
             self.goals.append(goal)
             if value <= goal:
