@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import sys
@@ -38,12 +39,14 @@ from orchestrator.report.metrics import (
     Stat,
     Targets,
     incident_metrics,
+    metrics_from_figures,
 )
 from orchestrator.store.sql import SqlStore
 
 # The stored declared_at only narrows which folds to read; the period's bounds are applied
 # again to the metrics (aggregate, _within), so a margin here changes nothing but the reading.
 DECLARED_MARGIN = dt.timedelta(days=1)
+REREAD_AT_MOST = 1000  # incidents whose figures are read again by number after folding
 PROGRESS_FROM = 500  # fewer timelines fold too fast for a progress bar to help
 MISSING = {Metric.TTA: "never acknowledged", Metric.TTM: "no mitigation recorded"}
 
@@ -101,9 +104,12 @@ async def read_metrics(
     skew_tolerance: float,
     *,
     rebuild: bool = False,
+    with_timestamps: bool = False,
 ) -> list[IncidentMetrics]:
     """Every incident declared in [start, end), as metrics from its timeline: each incident's
     timestamp fold is first brought up to its newest entry (store/folds.py), then read."""
+    since = start - DECLARED_MARGIN if start else None
+    until = end + DECLARED_MARGIN if end else None
     with Progress(
         TextColumn("[bold]timelines"),
         BarColumn(),
@@ -117,13 +123,27 @@ async def read_metrics(
             # Only a backlog worth watching shows a bar: a store kept current folds a few.
             progress.update(task, completed=done, total=total, visible=total >= PROGRESS_FROM)
 
-        await store.refresh_folds(rebuild=rebuild, progress=advanced)
-    folded = await store.folded_timestamps(
-        start - DECLARED_MARGIN if start else None, end + DECLARED_MARGIN if end else None
-    )
+        if with_timestamps:  # each incident's record in --json carries its canonical timestamps
+            await store.refresh_folds(rebuild=rebuild, progress=advanced)
+            return [
+                incident_metrics(stamps, team=team, is_drill=drill, skew_tolerance=skew_tolerance)
+                for stamps, team, drill in await store.folded_timestamps(since, until)
+            ]
+        # The figures are read while the folds are brought up to date (on PostgreSQL, on
+        # another connection); those of the incidents that moved are read again after.
+        reading = asyncio.ensure_future(store.folded_figures(since, until))
+        try:
+            moved = await store.refresh_folds(rebuild=rebuild, progress=advanced)
+            found = {row[0]: row for row in await reading}
+        finally:
+            reading.cancel()
+    if len(moved) > REREAD_AT_MOST:  # a backlog (or --rebuild): read them all again
+        found = {row[0]: row for row in await store.folded_figures(since, until)}
+    elif moved:
+        found.update((row[0], row) for row in await store.folded_figures(since, until, moved))
     return [
-        incident_metrics(stamps, team=team, is_drill=is_drill, skew_tolerance=skew_tolerance)
-        for stamps, team, is_drill in folded
+        metrics_from_figures(figures, team=team, is_drill=drill, skew_tolerance=skew_tolerance)
+        for _, figures, team, drill in sorted(found.values())
     ]
 
 
@@ -200,7 +220,9 @@ def metrics(
 
     async def go() -> tuple[list[IncidentMetrics], dt.datetime]:
         async with opened_store(ctx) as (store, clock):
-            found = await read_metrics(store, start, end, skew_tolerance, rebuild=rebuild)
+            found = await read_metrics(
+                store, start, end, skew_tolerance, rebuild=rebuild, with_timestamps=json
+            )
             return found, fixed_as_of or clock.now()
 
     # No cyclic collections from reading to printing: a year of incidents is a few hundred

@@ -135,7 +135,7 @@ class _GroupTally:
             self.open_since.append(incident.declared_at)
         else:
             self.counted += 1
-            if incident.timestamps.first_ack_at is None:  # never acknowledged
+            if not incident.acknowledged:
                 self.never_acknowledged += 1
             if incident.clamped or incident.skewed:
                 for tally in self.metrics.values():

@@ -91,6 +91,10 @@ def group_json(found: GroupReport) -> dict[str, Any]:
 
 def incident_json(incident: IncidentMetrics) -> dict[str, Any]:
     ts = incident.timestamps
+    if ts is None:
+        raise ValueError(
+            f"incident #{incident.number}'s metrics were read without their timestamps"
+        )
     return {
         "number": incident.number,
         "declared_at": _iso(incident.declared_at),

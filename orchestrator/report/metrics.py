@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from operator import attrgetter
+from typing import Any
 
 from orchestrator.incident.model import Severity, Status
 from orchestrator.report.timestamps import CanonicalTimestamps, frozen
@@ -104,7 +105,9 @@ class IncidentMetrics:
     durations: dict[Metric, float | None]
     clamped: frozenset[Metric]  # small negative values counted as 0
     skewed: frozenset[Metric]  # negative values beyond the tolerance, left out
-    timestamps: CanonicalTimestamps
+    acknowledged: bool  # explicitly, at least once
+    # What they were computed from; None when read from stored figures (metrics_from_figures).
+    timestamps: CanonicalTimestamps | None
 
     @property
     def is_open(self) -> bool:
@@ -115,16 +118,16 @@ class IncidentMetrics:
         """In the durations: operational and over (open incidents are counts and ages)."""
         return self.excluded is None and not self.is_open
 
-    @property
-    def acknowledged(self) -> bool:
-        return self.timestamps.first_ack_at is not None
-
 
 # Each metric's (start, end) timestamps, looked up once rather than by name per incident.
 _SPANS = tuple(
     (metric, attrgetter(info.start), attrgetter(info.end)) for metric, info in METRICS.items()
 )
 _NONE: frozenset[Metric] = frozenset()
+_FIGURES = 8 + len(_SPANS)
+# Enum lookups by value, as plain dicts: calling the Enum class was a tenth of reading figures.
+_STATUSES = {status.value: status for status in Status}
+_SEVERITIES = {severity.value: severity for severity in Severity}
 
 
 def incident_metrics(
@@ -136,44 +139,93 @@ def incident_metrics(
 ) -> IncidentMetrics:
     """The incident's durations. `team` and `is_drill` come from the incident, where they are
     set once when it opens; the timeline does not carry them."""
-    durations: dict[Metric, float | None] = {}
-    clamped: set[Metric] = set()
-    skewed: set[Metric] = set()
-    for metric, start_of, end_of in _SPANS:
+    return _measured(
+        figures_json(timestamps), team, is_drill, skew_tolerance, timestamps=timestamps
+    )
+
+
+def figures_json(timestamps: CanonicalTimestamps) -> list[Any]:
+    """What the metrics need of an incident's timestamps, as a compact JSON array the store
+    keeps beside its fold: number, declared_at, highest severity, service, playbook, status,
+    drill, acknowledged, then each metric's raw duration in seconds (negative when the clocks
+    disagree; null when a timestamp is missing). Clock-skew tolerance is applied on reading,
+    so it stays a reader's choice."""
+    raw: list[float | None] = []
+    for _, start_of, end_of in _SPANS:
         start: dt.datetime | None = start_of(timestamps)
         end: dt.datetime | None = end_of(timestamps)
-        if start is None or end is None:
-            durations[metric] = None
-            continue
-        seconds = (end - start).total_seconds()
-        if seconds >= 0:
+        raw.append(None if start is None or end is None else (end - start).total_seconds())
+    severity = timestamps.max_severity
+    return [
+        timestamps.number,
+        timestamps.declared_at.isoformat(),
+        severity.value if severity is not None else None,
+        timestamps.service,
+        timestamps.playbook,
+        timestamps.status.value,
+        timestamps.is_drill,
+        timestamps.first_ack_at is not None,
+        *raw,
+    ]
+
+
+def metrics_from_figures(
+    figures: Sequence[Any],
+    *,
+    team: str = "",
+    is_drill: bool = False,
+    skew_tolerance: float = DEFAULT_SKEW_TOLERANCE,
+) -> IncidentMetrics:
+    """incident_metrics from stored figures (figures_json): the same durations, without the
+    timestamps, for reports that need only the durations."""
+    return _measured(figures, team, is_drill, skew_tolerance, timestamps=None)
+
+
+def _measured(
+    figures: Sequence[Any],
+    team: str,
+    is_drill: bool,
+    skew_tolerance: float,
+    *,
+    timestamps: CanonicalTimestamps | None,
+) -> IncidentMetrics:
+    if len(figures) != _FIGURES:
+        raise ValueError(f"stored figures have {len(figures)} fields, not {_FIGURES}")
+    number, declared, severity, service, playbook, status, drill, acked = figures[:8]
+    durations: dict[Metric, float | None] = {}
+    clamped: set[Metric] | None = None
+    skewed: set[Metric] | None = None
+    for (metric, _, _), seconds in zip(_SPANS, figures[8:], strict=True):
+        if seconds is None or seconds >= 0:
             durations[metric] = seconds
         elif -seconds <= skew_tolerance:
             durations[metric] = 0.0
-            clamped.add(metric)
+            clamped = (clamped or set()) | {metric}
         else:
             durations[metric] = None
-            skewed.add(metric)
+            skewed = (skewed or set()) | {metric}
+    state = _STATUSES[status]
     excluded: str | None = None
-    if is_drill or timestamps.is_drill:
+    if is_drill or drill:
         excluded = "drill"
-    elif timestamps.status in EXCLUDED_STATUSES:
-        excluded = timestamps.status.value
+    elif state in EXCLUDED_STATUSES:
+        excluded = state.value
     return frozen(
         IncidentMetrics,
         {
-            "number": timestamps.number,
-            "declared_at": timestamps.declared_at,
-            "severity": timestamps.max_severity,
-            "service": timestamps.service,
+            "number": number,
+            "declared_at": dt.datetime.fromisoformat(declared),
+            "severity": _SEVERITIES[severity] if severity is not None else None,
+            "service": service,
             "team": team,
-            "playbook": timestamps.playbook,
-            "status": timestamps.status,
+            "playbook": playbook,
+            "status": state,
             "excluded": excluded,
             "durations": durations,
             # Nearly every incident has neither: one shared empty set instead of two new ones.
             "clamped": frozenset(clamped) if clamped else _NONE,
             "skewed": frozenset(skewed) if skewed else _NONE,
+            "acknowledged": acked,
             "timestamps": timestamps,
         },
     )

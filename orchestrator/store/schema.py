@@ -243,7 +243,8 @@ timestamp_folds = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("declared_at", UtcDateTime, nullable=False),
     sa.Column("state", sa.JSON, nullable=False),  # to take the fold up again
-    sa.Column("stamps", sa.JSON, nullable=False),  # its result, as metrics read it
+    sa.Column("stamps", sa.JSON, nullable=False),  # its result (report/timestamps.py)
+    sa.Column("figures", sa.JSON, nullable=False),  # what metrics need of it (report/metrics.py)
     sa.Index("ix_timestamp_folds_declared_at", "declared_at"),
 )
 

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("declared_at", TS, nullable=False),
         sa.Column("state", sa.JSON, nullable=False),
         sa.Column("stamps", sa.JSON, nullable=False),
+        sa.Column("figures", sa.JSON, nullable=False),
     )
     op.create_index("ix_timestamp_folds_declared_at", "timestamp_folds", ["declared_at"])
 
