@@ -38,7 +38,7 @@ from orchestrator.incident.model import Incident
 from orchestrator.report.action_items import ActionItem
 from orchestrator.report.chains import verify_incident
 from orchestrator.report.checkpoints import Checkpoint, verify_checkpoints
-from orchestrator.report.postmortem import Postmortem
+from orchestrator.report.postmortem_record import Postmortem
 from orchestrator.store.protocols import OutboxItem
 from orchestrator.store.sql import SqlStore
 from orchestrator.timeline import TimelineEntry, entry_json

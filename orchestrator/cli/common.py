@@ -11,17 +11,18 @@ import os
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from orchestrator.app import App, ConfigurationError, build_app
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.playbook.loader import PlaybookLoadError
 from orchestrator.settings import Settings
 from orchestrator.store.sql import SqlStore
+
+if TYPE_CHECKING:
+    from orchestrator.app import App
 
 T = TypeVar("T")
 
@@ -89,6 +90,12 @@ async def opened_store(ctx: typer.Context) -> AsyncIterator[tuple[SqlStore, Cloc
 @asynccontextmanager
 async def opened_app(ctx: typer.Context, **kwargs: Any) -> AsyncIterator[App]:
     """Builds the app, turning configuration problems into one clear message and exit code 2."""
+    # Imported here, as in every command that builds the app: the pipeline, engine and
+    # playbooks are a good part of start-up, and the commands that only read the store
+    # (opened_store) never need them.
+    from orchestrator.app import ConfigurationError, build_app  # noqa: PLC0415
+    from orchestrator.playbook.loader import PlaybookLoadError  # noqa: PLC0415
+
     try:
         settings = options(ctx).settings()
         settings.kafka_topic_formats()

@@ -7,7 +7,6 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from orchestrator.incident.model import ActorKind, Incident
@@ -16,6 +15,7 @@ from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.render import human_duration
 from orchestrator.report.action_items import ActionItem
 from orchestrator.report.blameless import blame_phrases
+from orchestrator.report.postmortem_record import Postmortem, PostmortemStatus
 from orchestrator.report.timestamps import CanonicalTimestamps, canonical_timestamps, instant
 from orchestrator.timeline import Kind, TimelineEntry
 
@@ -27,29 +27,6 @@ __all__ = [
     "people_of",
     "postmortem_context",
 ]
-
-
-class PostmortemStatus(StrEnum):
-    DRAFT = "draft"
-    IN_REVIEW = "in_review"
-    APPROVED = "approved"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
-
-
-@dataclass(frozen=True)
-class Postmortem:
-    """The stored postmortem: the Markdown people wrote, and where it is in review."""
-
-    incident_number: int
-    markdown: str
-    status: PostmortemStatus
-    updated_at: dt.datetime
-    updated_by: str
-    approved_by: str = ""
-    approved_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

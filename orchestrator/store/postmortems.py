@@ -19,7 +19,7 @@ from orchestrator.report.action_items import (
     ActionItemType,
     TableRow,
 )
-from orchestrator.report.postmortem import Postmortem, PostmortemStatus
+from orchestrator.report.postmortem_record import Postmortem, PostmortemStatus
 from orchestrator.store.schema import action_items, incidents, postmortems
 from orchestrator.store.transaction import SqlTransaction
 from orchestrator.timeline import EntryDraft, Kind
