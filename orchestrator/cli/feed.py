@@ -7,22 +7,23 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.app import App
 from orchestrator.cli.common import console, errors, fail, opened_app, print_json, run
 from orchestrator.cli.serve import serve_forever
 from orchestrator.cli.views import actions_table, incidents_table, timeline_table
 from orchestrator.clock import ManualClock
 from orchestrator.ingest.alert import AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import NormalizeError, normalize, split_stream
-from orchestrator.pipeline import IngestReport
-from orchestrator.scheduler import TimerService
 from orchestrator.store.protocols import Disposition
+
+if TYPE_CHECKING:
+    from orchestrator.app import App
+    from orchestrator.pipeline import IngestReport
 
 REPLAY_FALLBACK = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -101,6 +102,8 @@ async def _replay_step(app: App, replay: ManualClock, raw: bytes) -> None:
     target = payload_time(raw, replay.now())
     if target is None or target <= replay.now():
         return
+    from orchestrator.scheduler import TimerService  # noqa: PLC0415 - see cli/common.opened_app
+
     timers = TimerService(app.store, app.pipeline, replay)
     while (due := await app.store.next_timer_due()) is not None and due <= target:
         replay.set(max(due, replay.now()))

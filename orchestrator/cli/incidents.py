@@ -6,13 +6,12 @@ import base64
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.app import App
 from orchestrator.cli.common import console, fail, opened_app, plain, print_json, run, when
 from orchestrator.cli.views import (
     actions_table,
@@ -20,7 +19,6 @@ from orchestrator.cli.views import (
     incidents_table,
     timeline_table,
 )
-from orchestrator.incident.engine import Decision, TransitionError
 from orchestrator.incident.events import (
     CommanderAssigned,
     Correction,
@@ -30,9 +28,11 @@ from orchestrator.incident.events import (
     StatusChange,
 )
 from orchestrator.incident.model import Actor, ActorKind, Incident, Severity, Status
-from orchestrator.incident.policy import EscalationPolicy
-from orchestrator.pipeline import IncidentNotFoundError
 from orchestrator.store.protocols import DeadLetter
+
+if TYPE_CHECKING:
+    from orchestrator.app import App
+    from orchestrator.incident.engine import Decision
 
 incidents = typer.Typer(help="List and inspect incidents.", no_args_is_help=True)
 deadletters = typer.Typer(help="Payloads that could not be read, kept with their raw bytes.")
@@ -137,6 +137,8 @@ def _policy_line(incident: Incident) -> str:
     """The snapshot it escalates by; incidents from before snapshots follow their playbook."""
     if not incident.policy:
         return "its playbook's current policy"
+    from orchestrator.incident.policy import EscalationPolicy  # noqa: PLC0415 - start-up time
+
     return EscalationPolicy.model_validate(incident.policy).describe()
 
 
@@ -157,6 +159,9 @@ def _decide(
     json: bool,
 ) -> None:
     """Makes the change, delivers what it asked for, and says what happened."""
+    # Imported where used, like the app itself (cli/common.opened_app): start-up time.
+    from orchestrator.incident.engine import TransitionError  # noqa: PLC0415
+    from orchestrator.pipeline import IncidentNotFoundError  # noqa: PLC0415
 
     async def go() -> None:
         async with opened_app(ctx) as app:

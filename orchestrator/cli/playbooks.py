@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as jsonlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,10 +12,9 @@ from rich.text import Text
 
 from orchestrator.cli.common import console, errors, fail, options, print_json, run
 from orchestrator.playbook.actions import ACTION_NAMES
-from orchestrator.playbook.loader import PlaybookLoadError, load_playbooks
-from orchestrator.playbook.model import playbook_json_schema
-from orchestrator.playbook.playbookset import PlaybookSet
-from orchestrator.playbook_tests import run_playbook_tests
+
+if TYPE_CHECKING:
+    from orchestrator.playbook.playbookset import PlaybookSet
 
 playbooks = typer.Typer(help="Check, describe and test playbooks.", no_args_is_help=True)
 
@@ -26,6 +25,10 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable output"
 
 
 def _load(ctx: typer.Context, folder: Path | None, json: bool) -> PlaybookSet:
+    # The loader (YAML, templates, models) is imported by the commands that load playbooks,
+    # not by every command at start-up (cli/common.opened_app).
+    from orchestrator.playbook.loader import PlaybookLoadError, load_playbooks  # noqa: PLC0415
+
     root = folder or options(ctx).settings().playbooks_dir
     try:
         return load_playbooks(root, known_actions=ACTION_NAMES)
@@ -91,12 +94,16 @@ def list_playbooks(ctx: typer.Context, folder: Folder = None, json: JsonFlag = F
 @playbooks.command()
 def schema() -> None:
     """Print the JSON Schema of the playbook format (for editors and CI)."""
+    from orchestrator.playbook.model import playbook_json_schema  # noqa: PLC0415 - see _load
+
     typer.echo(jsonlib.dumps(playbook_json_schema(), indent=2))
 
 
 @playbooks.command("test")
 def run_tests(ctx: typer.Context, folder: Folder = None, json: JsonFlag = False) -> None:
     """Run the test cases the playbooks carry: alerts in, expected match, incidents and actions."""
+    from orchestrator.playbook_tests import run_playbook_tests  # noqa: PLC0415 - see _load
+
     loaded = _load(ctx, folder, json)
     results = run(run_playbook_tests(loaded))
     failed = [r for r in results if not r.passed]

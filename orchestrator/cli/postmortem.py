@@ -7,30 +7,24 @@ import getpass
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.app import App
 from orchestrator.cli.common import console, fail, opened_app, print_json, run, short
-from orchestrator.followups import overdue_postmortems
 from orchestrator.incident.model import Actor, ActorKind, Incident
-from orchestrator.playbook.loader import document_template
-from orchestrator.playbook.render import TemplateError
 from orchestrator.report.action_items import ActionItemsError, parse_action_items, plan_import
 from orchestrator.report.blameless import blame_phrases
-from orchestrator.report.postmortem import (
-    Delivery,
-    PostmortemStatus,
-    people_of,
-    postmortem_context,
-)
-from orchestrator.report.postmortem_doc import checkable_text, render_postmortem
-from orchestrator.report.postmortem_policy import Overdue
+from orchestrator.report.postmortem_record import PostmortemStatus
 from orchestrator.store.postmortems import FollowUpError, NewActionItem
 from orchestrator.store.protocols import OutboxItem
+
+if TYPE_CHECKING:
+    from orchestrator.app import App
+    from orchestrator.report.postmortem import Delivery
+    from orchestrator.report.postmortem_policy import Overdue
 
 postmortem = typer.Typer(
     help="Postmortems: a draft from the timeline, the edited text stored, checked and approved.",
@@ -62,6 +56,8 @@ async def _incident(app: App, number: int) -> Incident:
 
 
 def _delivery(item: OutboxItem) -> Delivery:
+    from orchestrator.report.postmortem import Delivery  # noqa: PLC0415 - see below
+
     return Delivery(
         item.action.name,
         item.action.params,
@@ -73,6 +69,8 @@ def _delivery(item: OutboxItem) -> Delivery:
 
 
 def _template(app: App, name: str) -> str:
+    from orchestrator.playbook.loader import document_template  # noqa: PLC0415 - see below
+
     found = document_template(app.settings.playbooks_dir, name)
     if found is None:
         raise fail(
@@ -92,6 +90,11 @@ def draft(
     """The postmortem: a fresh draft from the timeline, or the stored one with its generated
     sections (timestamps, timeline, responders, communications, action items) brought up to
     date."""
+    # The drafting (templates, the escalation policy, Markdown) is imported by the commands
+    # that draft or check, not by every command at start-up.
+    from orchestrator.playbook.render import TemplateError  # noqa: PLC0415
+    from orchestrator.report.postmortem import postmortem_context  # noqa: PLC0415
+    from orchestrator.report.postmortem_doc import render_postmortem  # noqa: PLC0415
 
     async def go() -> str:
         async with opened_app(ctx) as app:
@@ -138,6 +141,9 @@ def import_postmortem(
     json: JsonFlag = False,
 ) -> None:
     """Store the edited postmortem, and add or update action items from its table."""
+    from orchestrator.report.postmortem import people_of  # noqa: PLC0415 - see draft
+    from orchestrator.report.postmortem_doc import checkable_text  # noqa: PLC0415
+
     try:
         text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
     except OSError as err:
@@ -204,6 +210,8 @@ def check(
     json: JsonFlag = False,
 ) -> None:
     """Blameless-language check of the sections people wrote; exits 1 when anything is found."""
+    from orchestrator.report.postmortem import people_of  # noqa: PLC0415 - see draft
+    from orchestrator.report.postmortem_doc import checkable_text  # noqa: PLC0415
 
     async def go() -> list[tuple[int, str, str]]:
         async with opened_app(ctx) as app:
@@ -276,6 +284,7 @@ def overdue(
     """Incidents whose playbook requires a postmortem (`postmortem.required_when`), resolved
     more than --days business days ago, without an approved postmortem."""
     fixed = _instant(as_of) if as_of else None
+    from orchestrator.followups import overdue_postmortems  # noqa: PLC0415 - see draft
 
     async def go() -> list[Overdue]:
         async with opened_app(ctx) as app:
