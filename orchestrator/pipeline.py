@@ -17,6 +17,7 @@ from orchestrator.incident.policy import PolicyDefaults
 from orchestrator.incident.steps import context_for, incident_facts
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
+from orchestrator.intake_results import IncidentNotFoundError, IngestReport, Outcome, Payload
 from orchestrator.lifecycle import (
     lifecycle_events,
     next_escalation,
@@ -36,42 +37,10 @@ from orchestrator.store.protocols import (
 from orchestrator.timeline import EntryDraft, Kind
 from orchestrator.timers import Timer, TimerKind
 
+# What callers hand the pipeline and get back, defined apart so they can be imported without it.
+__all__ = ["IncidentNotFoundError", "IngestReport", "Outcome", "Payload", "Pipeline"]
+
 MAX_CONFLICT_RETRIES = 5
-
-
-class IncidentNotFoundError(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class Payload:
-    """Raw bytes as they arrived, and where from: "kafka:alerts/3@1042", "file.jsonl:12"."""
-
-    raw: bytes
-    origin: str
-    format: SourceFormat | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    alert_id: str
-    disposition: Disposition
-    playbook: str | None = None
-    incident_number: int | None = None
-    actions: int = 0
-
-
-@dataclass(frozen=True)
-class IngestReport:
-    """What became of one payload: its alerts' outcomes, or the error that dead-lettered it."""
-
-    origin: str
-    format: SourceFormat | None = None
-    outcomes: list[Outcome] = field(default_factory=list)
-    error: str | None = None
-    dead_letter_id: int | None = None
-    truncated: int = 0
 
 
 @dataclass
