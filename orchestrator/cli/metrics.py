@@ -26,6 +26,7 @@ from orchestrator.report.aggregate import (
     MetricsReport,
     Period,
     aggregate,
+    in_range,
 )
 from orchestrator.report.export import ALL, csv_header, csv_rows, report_json
 from orchestrator.report.metrics import (
@@ -44,7 +45,7 @@ from orchestrator.report.metrics import (
 from orchestrator.store.sql import SqlStore
 
 # The stored declared_at only narrows which folds to read; the period's bounds are applied
-# again to the metrics (aggregate, _within), so a margin here changes nothing but the reading.
+# again to the metrics (aggregate, in_range), so a margin here changes nothing but the reading.
 DECLARED_MARGIN = dt.timedelta(days=1)
 REREAD_AT_MOST = 1000  # incidents whose figures are read again by number after folding
 PROGRESS_FROM = 500  # fewer timelines fold too fast for a progress bar to help
@@ -246,7 +247,7 @@ def metrics(
 
         grouped = report(dimensions, period)
         if json:
-            chosen = sorted((i for i in found if _within(i, start, end)), key=lambda i: i.number)
+            chosen = sorted(in_range(found, start, end), key=lambda i: i.number)
             print_json(report_json(grouped, chosen))
         elif as_csv:
             writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -284,12 +285,6 @@ def _push(
         raise fail(f"--otlp: {err}", 1) from None
     (errors if quiet else console).print(
         f"sent the durations of {sent} incidents to {endpoint} as histograms", highlight=False
-    )
-
-
-def _within(incident: IncidentMetrics, start: dt.datetime | None, end: dt.datetime | None) -> bool:
-    return (start is None or incident.declared_at >= start) and (
-        end is None or incident.declared_at < end
     )
 
 

@@ -100,21 +100,6 @@ def _value(incident: IncidentMetrics, dimension: Dimension, period: Period) -> s
     return period_of(incident.declared_at, period)
 
 
-def group(
-    incidents: Sequence[IncidentMetrics],
-    *,
-    as_of: dt.datetime,
-    key: dict[str, str] | None = None,
-    min_n: int = DEFAULT_MIN_N,
-    targets: Targets = DEFAULT_TARGETS,
-) -> GroupReport:
-    """The figures for one group."""
-    tally = _GroupTally(targets)
-    for incident in incidents:
-        tally.add(incident)
-    return tally.report(key or {}, as_of, min_n)
-
-
 class _GroupTally:
     """A group's figures gathered in one pass over its incidents; the total is the merge of
     the groups' tallies, so a report reads each incident once whatever it is grouped by."""

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from opentelemetry.metrics import Meter
 
+from orchestrator.report.aggregate import in_range
 from orchestrator.report.metrics import METRICS, IncidentMetrics, Metric
 
 # Seconds: a minute to three days, denser where targets sit (SPEC §8).
@@ -47,12 +48,8 @@ def record_histograms(
         for metric, info in METRICS.items()
     }
     recorded = 0
-    for incident in incidents:
+    for incident in in_range(incidents, start, end):
         if not incident.counted:
-            continue
-        if (start is not None and incident.declared_at < start) or (
-            end is not None and incident.declared_at >= end
-        ):
             continue
         attributes = {
             "severity": incident.severity.value if incident.severity else "",

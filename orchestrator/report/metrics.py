@@ -260,8 +260,8 @@ def percentile(ordered: Sequence[float], p: int) -> float:
 
 
 class MetricTally:
-    """One metric's figures, gathered one counted incident at a time: summarize for a single
-    list, and the aggregate's groups and total in one pass over the incidents."""
+    """One metric's figures, gathered one counted incident at a time: the aggregate's groups
+    and total, in one pass over the incidents."""
 
     __slots__ = ("clamped", "goals", "met", "metric", "missing", "skewed", "targets", "values")
 
@@ -322,18 +322,3 @@ class MetricTally:
             clamped=self.clamped,
             skewed=self.skewed,
         )
-
-
-def summarize(
-    metric: Metric,
-    incidents: Sequence[IncidentMetrics],
-    *,
-    min_n: int = DEFAULT_MIN_N,
-    targets: Targets = DEFAULT_TARGETS,
-) -> Stat:
-    """The statistic for `metric` over the counted incidents among `incidents`."""
-    tally = MetricTally(metric, targets)
-    for incident in incidents:
-        if incident.counted:
-            tally.add(incident)
-    return tally.stat(min_n)

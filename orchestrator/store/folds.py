@@ -116,17 +116,17 @@ def _stale(conn: Connection, rebuild: bool) -> list[int]:
 
 def _fold_page(page: Sequence[int], upsert: Any, rebuild: bool, conn: Connection) -> None:
     folds = {number: TimestampFold(number) for number in page}
+    numbers: sa.BindParameter[list[int]] = sa.bindparam("numbers", expanding=True)
     if not rebuild:
         stored = conn.execute(
             sa.select(timestamp_folds.c.incident_number, timestamp_folds.c.state).where(
-                timestamp_folds.c.incident_number.in_(sa.bindparam("numbers", expanding=True))
+                timestamp_folds.c.incident_number.in_(numbers)
             ),
             {"numbers": list(page)},
         )
         for number, state in stored:
             folds[number] = TimestampFold.from_json(state)
     after = min(fold.seq for fold in folds.values())
-    numbers: sa.BindParameter[list[int]] = sa.bindparam("numbers", expanding=True)
     entries = conn.execute(
         sa.select(
             timeline.c.incident_number,
