@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from samples import db_alert
 
 from handlers.recording import RecordingHandler
-from orchestrator.app import build_app
+from orchestrator.app import App, build_app
 from orchestrator.clock import ManualClock
 from orchestrator.incident.events import StatusChange
 from orchestrator.incident.model import Actor, ActorKind, Status
@@ -24,6 +27,30 @@ from orchestrator.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 
 
+def local_settings(tmp_path: Path, **changes: Any) -> Settings:
+    """The embedded default on a file under tmp_path, the shipped playbooks, no HTTP listener
+    unless `changes` give one."""
+    base: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
+        "playbooks_dir": REPO / "playbooks",
+        "http_port": 0,
+    }
+    return Settings(**(base | changes))
+
+
+@asynccontextmanager
+async def serving(app: App) -> AsyncIterator[None]:
+    """The service running for the block, then stopped; a failure of its run is raised."""
+    stop, ready = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(Service(app).run(stop, on_ready=ready.set))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -32,12 +59,7 @@ def free_port() -> int:
 
 async def test_webhook_to_delivered_actions_then_a_clean_stop(tmp_path: Path) -> None:
     port = free_port()
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
-        playbooks_dir=REPO / "playbooks",
-        http_port=port,
-        http_token="s3cret-token",
-    )
+    settings = local_settings(tmp_path, http_port=port, http_token="s3cret-token")
     recorder = RecordingHandler(ACTION_NAMES)
     app = await build_app(settings, handlers=[recorder])
     service = Service(app)
@@ -103,35 +125,20 @@ def test_database_password_is_masked() -> None:
 
 
 async def test_the_service_signs_checkpoints_when_given_a_key(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
-        playbooks_dir=REPO / "playbooks",
-        http_port=0,
-        evidence_signing_key="5a" * 32,
-    )
+    settings = local_settings(tmp_path, evidence_signing_key="5a" * 32)
     app = await build_app(settings, handlers=[RecordingHandler(ACTION_NAMES)])
-    stop, ready = asyncio.Event(), asyncio.Event()
-    running = asyncio.create_task(Service(app).run(stop, on_ready=ready.set))
     try:
-        await asyncio.wait_for(ready.wait(), 10)
-        async with asyncio.timeout(10):
+        async with serving(app), asyncio.timeout(10):
             while not await app.store.list_checkpoints():  # noqa: ASYNC110 - the service signs
                 await asyncio.sleep(0.05)
         (first,) = await app.store.list_checkpoints()
         assert first.number == 1
     finally:
-        stop.set()
-        await asyncio.wait_for(running, 15)
         await app.close()
 
 
 async def test_a_malformed_signing_key_stops_the_service_at_start(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
-        playbooks_dir=REPO / "playbooks",
-        http_port=0,
-        evidence_signing_key="not-a-key",
-    )
+    settings = local_settings(tmp_path, evidence_signing_key="not-a-key")
     app = await build_app(settings, handlers=[RecordingHandler(ACTION_NAMES)])
     try:
         with pytest.raises(ValueError, match="neither PEM nor hex"):
@@ -142,11 +149,7 @@ async def test_a_malformed_signing_key_stops_the_service_at_start(tmp_path: Path
 
 async def test_overdue_postmortems_are_reminded_once_a_day(tmp_path: Path) -> None:
     clock = ManualClock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC))  # a Monday
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
-        playbooks_dir=REPO / "playbooks",
-        http_port=0,
-    )
+    settings = local_settings(tmp_path)
     app = await build_app(settings, clock=clock, handlers=[RecordingHandler(ACTION_NAMES)])
     try:
         service = Service(app)
@@ -166,27 +169,15 @@ async def test_overdue_postmortems_are_reminded_once_a_day(tmp_path: Path) -> No
 
 
 async def test_the_service_keeps_timestamp_folds_current(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'svc.db'}",
-        playbooks_dir=REPO / "playbooks",
-        http_port=0,
-    )
-    app = await build_app(settings, handlers=[RecordingHandler(ACTION_NAMES)])
+    app = await build_app(local_settings(tmp_path), handlers=[RecordingHandler(ACTION_NAMES)])
     starts_at = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
-    await app.pipeline.ingest_bytes(db_alert(starts_at=starts_at), "test")
-    stop, ready = asyncio.Event(), asyncio.Event()
-    running = asyncio.create_task(Service(app).run(stop, on_ready=ready.set))
     try:
-        await asyncio.wait_for(ready.wait(), 10)
-        async with asyncio.timeout(10):
+        await app.pipeline.ingest_bytes(db_alert(starts_at=starts_at), "test")
+        async with serving(app), asyncio.timeout(10):
             while not await app.store.folded_timestamps(None, None):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         ((stamps, _, _),) = await app.store.folded_timestamps(None, None)
         assert (stamps.number, stamps.impact_started_at) == (1, starts_at)
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 15)
-    try:
         # The dispatcher's deliveries came after that round; the next one takes them in.
         await app.store.refresh_folds()
         ((stamps, _, _),) = await app.store.folded_timestamps(None, None)
