@@ -21,3 +21,13 @@ def db_alert(service: str = "orders-db", *, starts_at: dt.datetime) -> bytes:
             "starts_at": starts_at.isoformat(),
         }
     ).encode()
+
+
+# For the CLI under test: settings read ORCH_* from the environment and a .env file, so the
+# tests pin what they depend on (no database or playbooks from outside, dry run, wide output).
+CLEAN_ENV: dict[str, str | None] = {
+    "ORCH_DATABASE_URL": None,
+    "ORCH_PLAYBOOKS_DIR": None,
+    "ORCH_DRY_RUN": "true",
+    "COLUMNS": "200",
+}

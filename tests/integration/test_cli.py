@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from samples import CLEAN_ENV
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -16,13 +17,6 @@ from orchestrator.cli import app
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 STREAM = REPO / "examples" / "alertmanager-stream.jsonl"
-# Settings read ORCH_* from the environment and a .env file: pin what the tests depend on.
-CLEAN_ENV: dict[str, str | None] = {
-    "ORCH_DATABASE_URL": None,
-    "ORCH_PLAYBOOKS_DIR": None,
-    "ORCH_DRY_RUN": "true",
-    "COLUMNS": "200",
-}
 
 
 class Cli:

@@ -16,7 +16,7 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from samples import db_alert
+from samples import CLEAN_ENV, db_alert
 from typer.testing import CliRunner
 
 from handlers.console import ConsoleHandler
@@ -37,12 +37,6 @@ T0 = dt.datetime(2026, 3, 31, 10, 0, tzinfo=dt.UTC)
 APRIL = dt.datetime(2026, 4, 1, 9, 0, tzinfo=dt.UTC)
 AS_OF = "2026-04-02T09:00:00+00:00"
 ALICE = Actor(ActorKind.SLACK, "U123", "alice")
-CLEAN_ENV: dict[str, str | None] = {
-    "ORCH_DATABASE_URL": None,
-    "ORCH_PLAYBOOKS_DIR": None,
-    "ORCH_DRY_RUN": "true",
-    "COLUMNS": "200",
-}
 
 
 def api_alert(service: str, *, starts_at: dt.datetime) -> bytes:

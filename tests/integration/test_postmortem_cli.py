@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from samples import CLEAN_ENV
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -19,12 +20,6 @@ from orchestrator.cli import app
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 STREAM = REPO / "examples" / "alertmanager-stream.jsonl"
-CLEAN_ENV: dict[str, str | None] = {
-    "ORCH_DATABASE_URL": None,
-    "ORCH_PLAYBOOKS_DIR": None,
-    "ORCH_DRY_RUN": "true",
-    "COLUMNS": "200",
-}
 SUMMARY_PLACEHOLDER = "_What happened and what it meant for users, in two or three sentences._"
 POORLY_PLACEHOLDER = "_Where the response was slowed or confused._"
 EMPTY_ROW = "| | | | | | |\n"
