@@ -10,7 +10,7 @@ likewise cost less than SQLAlchemy's rows (`driver_rows`)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -25,13 +25,12 @@ from orchestrator.store.schema import UtcDateTime
 def copy_rows(conn: Connection, table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> None:
     """Appends `rows` (column name -> value, as for an INSERT) to `table` in this transaction."""
     columns = [column.name for column in table.columns]
-    convert = [_converter(column.type) for column in table.columns]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), _names(columns)
     )
     with _psycopg(conn).cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([to(row[name]) for name, to in zip(columns, convert, strict=True)])
+        for values in _driver_values(table, columns, rows):
+            copy.write_row(values)
 
 
 def insert_new_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -39,17 +38,14 @@ def insert_new_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]
     stored already (a redelivered decision's actions and timers) are left as they are."""
     if not rows:
         return
-    types = {column.name: column.type for column in table.columns}
     names = list(rows[0])
-    convert = [_converter(types[name]) for name in names]
     statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (key) DO NOTHING").format(
         sql.Identifier(table.name),
         _names(names),
         sql.SQL(", ").join([sql.Placeholder()] * len(names)),
     )
-    values = [[to(row[name]) for name, to in zip(names, convert, strict=True)] for row in rows]
     with _psycopg(conn).cursor() as cursor:
-        cursor.executemany(statement, values)
+        cursor.executemany(statement, list(_driver_values(table, names, rows)))
 
 
 def update_rows(
@@ -63,9 +59,7 @@ def update_rows(
     `where` ones (named `where_<column>`)."""
     if not rows:
         return 0
-    types = {column.name: column.type for column in table.columns}
     setting = [name for name in rows[0] if not name.startswith("where_")]
-    convert = [_converter(types[name]) for name in setting]
     matched = [f"where_{name}" for name in where]
     statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(
         sql.Identifier(table.name),
@@ -73,13 +67,22 @@ def update_rows(
         sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in where),
     )
     values = [
-        [to(row[name]) for name, to in zip(setting, convert, strict=True)]
-        + [row[name] for name in matched]
-        for row in rows
+        [*new, *(row[name] for name in matched)]
+        for new, row in zip(_driver_values(table, setting, rows), rows, strict=True)
     ]
     with _psycopg(conn).cursor() as cursor:
         cursor.executemany(statement, values)
         return cursor.rowcount
+
+
+def _driver_values(
+    table: sa.Table, names: list[str], rows: Iterable[Mapping[str, Any]]
+) -> Iterator[list[Any]]:
+    """Each row's values for the columns `names`, in order, as psycopg takes them: JSON
+    wrapped, timestamps checked for a time zone (as UtcDateTime checks them)."""
+    convert = [_converter(table.c[name].type) for name in names]
+    for row in rows:
+        yield [to(row[name]) for name, to in zip(names, convert, strict=True)]
 
 
 def _names(names: list[str]) -> sql.Composed:
