@@ -71,14 +71,23 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def valid_settings(ctx: typer.Context, *, with_kafka_topics: bool = False) -> Settings:
+    """The settings, or one clear message and exit code 2. `with_kafka_topics` also parses
+    the topic list, which only the app (the service's intake) reads."""
+    try:
+        settings = options(ctx).settings()
+        if with_kafka_topics:
+            settings.kafka_topic_formats()
+    except (ValidationError, ValueError) as err:
+        raise fail(f"invalid settings: {_one_line(err)}", 2) from None
+    return settings
+
+
 @asynccontextmanager
 async def opened_store(ctx: typer.Context) -> AsyncIterator[tuple[SqlStore, Clock]]:
     """Just the store (and the clock), for commands that only read it: no playbooks loaded,
     no handlers built. Bad settings are one clear message and exit code 2, as for the app."""
-    try:
-        settings = options(ctx).settings()
-    except (ValidationError, ValueError) as err:
-        raise fail(f"invalid settings: {_one_line(err)}", 2) from None
+    settings = valid_settings(ctx)
     store = SqlStore(settings.database_url)
     await store.open()
     try:
@@ -96,11 +105,7 @@ async def opened_app(ctx: typer.Context, **kwargs: Any) -> AsyncIterator[App]:
     from orchestrator.app import ConfigurationError, build_app  # noqa: PLC0415
     from orchestrator.playbook.loader import PlaybookLoadError  # noqa: PLC0415
 
-    try:
-        settings = options(ctx).settings()
-        settings.kafka_topic_formats()
-    except (ValidationError, ValueError) as err:
-        raise fail(f"invalid settings: {_one_line(err)}", 2) from None
+    settings = valid_settings(ctx, with_kafka_topics=True)
     try:
         app = await build_app(settings, **kwargs)
     except PlaybookLoadError as err:
