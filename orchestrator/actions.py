@@ -30,6 +30,7 @@ class Action:
     params: dict[str, Any]
     incident_number: int
     is_drill: bool = False
+    drill_id: str | None = None  # delivered only by this drill's runner, never by the service
     # Filled by the dispatcher at delivery, oldest first; never stored with the action.
     history: tuple[Delivered, ...] = ()
 

@@ -49,8 +49,10 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         lease: dt.timedelta = dt.timedelta(minutes=2),
         batch: int = 50,
+        drill_id: str | None = None,
     ) -> None:
         self.store = store
+        self.drill_id = drill_id  # a drill runner's dispatcher delivers that drill's only
         self.handlers = dict(handlers)
         self.clock = clock
         self.policy = policy or RetryPolicy()
@@ -64,7 +66,9 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Delivers what is due now; returns how many delivery attempts were made."""
-        items = await self.store.claim_due_actions(self.clock.now(), self.batch, self.lease)
+        items = await self.store.claim_due_actions(
+            self.clock.now(), self.batch, self.lease, self.drill_id
+        )
         for item in items:
             await self._deliver(item)
         return len(items)

@@ -60,6 +60,7 @@ class Pipeline:
         clock: Clock,
         *,
         is_drill: bool = False,
+        drill_id: str | None = None,
         on_commit: Callable[[], None] | None = None,
         publish_events: bool = False,
         refresh_slack_summary: bool = False,
@@ -68,7 +69,9 @@ class Pipeline:
         self.store = store
         self.playbooks = playbooks
         self.clock = clock
-        self.is_drill = is_drill
+        # A drill run's pipeline: what it opens belongs to the drill, apart from real work.
+        self.drill_id = drill_id
+        self.is_drill = is_drill or drill_id is not None
         # What a playbook without an escalation policy escalates with (SPEC §8).
         self.policy_defaults = policy_defaults or PolicyDefaults()
         self.publish_events = publish_events
@@ -99,7 +102,9 @@ class Pipeline:
         parsed: list[Normalized | NormalizeError] = []
         for payload in payloads:
             try:
-                parsed.append(normalize(payload.raw, received_at=now, format=payload.format))
+                parsed.append(
+                    self._own(normalize(payload.raw, received_at=now, format=payload.format))
+                )
             except NormalizeError as err:
                 parsed.append(err)
 
@@ -127,6 +132,17 @@ class Pipeline:
             self._on_commit()
             return reports
         raise ConcurrentUpdateError("a batch kept conflicting with another writer, gave up")
+
+    def _own(self, normalized: Normalized) -> Normalized:
+        """A drill's alerts get ids of their own: a recorded real alert replayed in a drill is
+        not a duplicate of the real one, and the alert population tells them apart."""
+        if self.drill_id is None:
+            return normalized
+        alerts = [
+            alert.model_copy(update={"id": f"drill:{self.drill_id}:{alert.id}"[:256]})
+            for alert in normalized.alerts
+        ]
+        return dataclasses.replace(normalized, alerts=alerts)
 
     def _payload_in(
         self,
@@ -171,14 +187,20 @@ class Pipeline:
     def _route(
         self, tx: SyncTransaction, alert: Alert, playbook: Playbook, now: dt.datetime
     ) -> Outcome:
-        latest = tx.latest_incident_for_group(group_key(playbook, alert.labels))
+        latest = tx.latest_incident_for_group(group_key(playbook, alert.labels, self.drill_id))
         where = route(latest, alert, playbook, now)
         if where is Route.ORPHAN:
             return Outcome(alert.id, Disposition.ORPHANED, playbook.name)
         if where is Route.OPEN:
             number = tx.allocate_incident_number()
             decision = open_incident(
-                number, alert, playbook, now, is_drill=self.is_drill, defaults=self.policy_defaults
+                number,
+                alert,
+                playbook,
+                now,
+                is_drill=self.is_drill,
+                drill_id=self.drill_id,
+                defaults=self.policy_defaults,
             )
             self._persist(tx, decision, now, new=True)
             return Outcome(
@@ -319,7 +341,10 @@ class Pipeline:
         if decision.cancel_timer_kinds:
             cancelled = tx.cancel_timers(incident.number, decision.cancel_timer_kinds, now)
             entries += [_cancelled_entry(timer, incident, now) for timer in cancelled]
-        tx.queue_timers(list(decision.timers))
+        timers = list(decision.timers)
+        if incident.drill_id is not None:
+            timers = [dataclasses.replace(t, drill_id=incident.drill_id) for t in timers]
+        tx.queue_timers(timers)
         tx.append_timeline(incident.number, entries, now)
         actions = list(decision.actions)
         if self.publish_events:
@@ -327,6 +352,8 @@ class Pipeline:
             actions += lifecycle_events(incident, entries, now)
         if self.refresh_slack_summary:
             actions = self._show_escalation(tx, decision, incident, entries, actions, now, new)
+        if incident.drill_id is not None:
+            actions = [dataclasses.replace(a, drill_id=incident.drill_id) for a in actions]
         tx.queue_actions(actions, now)
 
     def _show_escalation(

@@ -29,8 +29,10 @@ class TimerService:
         lease: dt.timedelta = dt.timedelta(minutes=1),
         batch: int = 500,
         meter: metrics.Meter | None = None,
+        drill_id: str | None = None,
     ) -> None:
         self.store = store
+        self.drill_id = drill_id  # a drill runner's timers fire that drill's only
         self.pipeline = pipeline
         self.clock = clock
         self.lease = lease
@@ -44,7 +46,9 @@ class TimerService:
     async def fire_due(self) -> int:
         """Fires every timer due now, oldest first; returns how many fired."""
         fired = 0
-        while timers := await self.store.claim_due_timers(self.clock.now(), self.batch, self.lease):
+        while timers := await self.store.claim_due_timers(
+            self.clock.now(), self.batch, self.lease, self.drill_id
+        ):
             # One transaction per claimed batch: a restart's backlog of overdue timers is
             # caught up in a few commits, not one per timer.
             in_order = sorted(timers, key=lambda t: (t.due_at, t.key))

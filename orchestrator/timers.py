@@ -27,3 +27,4 @@ class Timer:
     due_at: dt.datetime
     payload: dict[str, int | str] = field(default_factory=dict)
     status: TimerStatus = TimerStatus.PENDING
+    drill_id: str | None = None  # fired only by this drill's runner, never by the service

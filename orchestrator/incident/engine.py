@@ -98,6 +98,7 @@ def open_incident(
     now: dt.datetime,
     *,
     is_drill: bool = False,
+    drill_id: str | None = None,
     defaults: PolicyDefaults | None = None,
 ) -> Decision:
     """A new incident for a firing alert that matched `playbook` and joined nothing open. It
@@ -112,13 +113,14 @@ def open_incident(
         max_severity=severity,
         playbook=playbook.name,
         playbook_version=playbook.version,
-        group_key=group_key(playbook, alert.labels),
+        group_key=group_key(playbook, alert.labels, drill_id),
         group_labels=group_labels(playbook, alert.labels),
         declared_at=now,
         updated_at=now,
         service=alert.labels.get("service", ""),
         team=playbook.owner,
-        is_drill=is_drill,
+        is_drill=is_drill or drill_id is not None,
+        drill_id=drill_id,
         firing=frozenset({alert.fingerprint}),
         policy=policy.as_json(),
     )

@@ -24,13 +24,17 @@ def group_labels(playbook: Playbook, labels: dict[str, str]) -> dict[str, str]:
     return {name: labels.get(name, "") for name in playbook.group_by}
 
 
-def group_key(playbook: Playbook, labels: dict[str, str]) -> str:
-    """Readable and unambiguous: `playbook{label="value",...}` with JSON-quoted values."""
+def group_key(playbook: Playbook, labels: dict[str, str], drill_id: str | None = None) -> str:
+    """Readable and unambiguous: `playbook{label="value",...}` with JSON-quoted values.
+
+    A drill's incidents group apart, behind `drill:<id>:`: a drill alert never joins a real
+    incident, nor a real alert a drill's."""
     pairs = ",".join(
         f"{name}={json.dumps(value, ensure_ascii=False)}"
         for name, value in group_labels(playbook, labels).items()
     )
-    return f"{playbook.name}{{{pairs}}}"
+    key = f"{playbook.name}{{{pairs}}}"
+    return f"drill:{drill_id}:{key}" if drill_id else key
 
 
 def route(latest: Incident | None, alert: Alert, playbook: Playbook, now: dt.datetime) -> Route:

@@ -73,6 +73,7 @@ class ActorKind(StrEnum):
     CLI = "cli"
     SLACK = "slack"
     PAGERDUTY = "pagerduty"
+    DRILL = "drill"  # a drill's injects, facilitator and scripted players
 
 
 @dataclass(frozen=True)
@@ -125,3 +126,4 @@ class Incident:
     commander: str = ""  # who runs the response: a Slack user id or a name
     # The escalation policy taken when it triggered (incident.policy.EscalationPolicy as JSON).
     policy: dict[str, Any] | None = None
+    drill_id: str | None = None  # the drill run it belongs to (is_drill is then True)

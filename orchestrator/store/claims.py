@@ -55,6 +55,13 @@ def claim(
     return found
 
 
+def of_drill(table: sa.Table, drill_id: str | None) -> sa.ColumnElement[bool]:
+    """Real work (`drill_id` None) or one drill's: a drill's actions and timers are never the
+    service's to deliver or fire, and a real page never goes through a drill's sandbox."""
+    column = table.c.drill_id
+    return column.is_(None) if drill_id is None else column == drill_id
+
+
 def first_in_lane() -> sa.ColumnElement[bool]:
     """An action is deliverable only when no earlier action of its incident and lane is still
     pending (waiting for a retry, or leased by a dispatcher): a Slack outage holds the

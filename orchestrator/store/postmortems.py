@@ -199,7 +199,7 @@ class PostmortemQueries:
         if open_only:
             closed = [s.value for s in ActionItemStatus if s.is_closed]
             query = query.where(action_items.c.status.not_in(closed))
-        return [_item(row) for row in await self._read(query)]
+        return [item_from_row(row) for row in await self._read(query)]
 
     async def add_action_item(
         self, incident_number: int, item: NewActionItem, actor: Actor, now: dt.datetime
@@ -294,7 +294,7 @@ def _postmortem(row: RowMapping) -> Postmortem:
     )
 
 
-def _item(row: RowMapping) -> ActionItem:
+def item_from_row(row: RowMapping) -> ActionItem:
     return ActionItem(
         id=row["id"],
         incident_number=row["incident_number"],
@@ -316,7 +316,7 @@ def _item_by_id(conn: Connection, item_id: int) -> ActionItem:
     found = row.first()
     if found is None:
         raise FollowUpError(f"no action item {item_id}")
-    return _item(found)
+    return item_from_row(found)
 
 
 def _shown(value: Any) -> Any:

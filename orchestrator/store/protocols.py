@@ -246,9 +246,10 @@ class Store(Protocol):
         ...
 
     # Dispatcher: claim with a lease so that concurrent dispatchers never deliver one item twice
-    # at once; a crashed dispatcher's lease expires and another picks the item up.
+    # at once; a crashed dispatcher's lease expires and another picks the item up. `drill_id`
+    # None claims real work only; a drill's runner claims its own drill's and nothing else.
     async def claim_due_actions(
-        self, now: dt.datetime, limit: int, lease: dt.timedelta
+        self, now: dt.datetime, limit: int, lease: dt.timedelta, drill_id: str | None = None
     ) -> list[OutboxItem]: ...
 
     async def finish_action(
@@ -265,15 +266,16 @@ class Store(Protocol):
         ...
 
     async def claim_due_timers(
-        self, now: dt.datetime, limit: int, lease: dt.timedelta
+        self, now: dt.datetime, limit: int, lease: dt.timedelta, drill_id: str | None = None
     ) -> list[Timer]: ...
 
     async def overdue_timers(self, due_before: dt.datetime) -> tuple[int, dt.datetime | None]:
-        """How many pending timers were due before `due_before`, and the oldest due time."""
+        """How many pending real (not drill) timers were due before `due_before`, and the
+        oldest due time."""
         ...
 
-    async def next_timer_due(self) -> dt.datetime | None:
-        """When the earliest pending timer is due, or None when none is pending."""
+    async def next_timer_due(self, drill_id: str | None = None) -> dt.datetime | None:
+        """When the earliest pending timer (of the drill, or real) is due; None when none is."""
         ...
 
     # Reads for the CLI and reports.

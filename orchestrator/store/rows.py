@@ -49,6 +49,7 @@ def incident_values(incident: Incident) -> dict[str, Any]:
         "links": dict(incident.links),
         "commander": incident.commander,
         "policy": incident.policy,
+        "drill_id": incident.drill_id,
     }
 
 
@@ -63,6 +64,7 @@ FIXED_AT_DECLARATION = frozenset(
         "group_key",
         "group_labels",
         "is_drill",
+        "drill_id",
         "policy",
     }
 )
@@ -103,6 +105,7 @@ def incident_from_row(row: Row) -> Incident:
         links=dict(row["links"]),
         commander=row["commander"],
         policy=row["policy"],
+        drill_id=row["drill_id"],
     )
 
 
@@ -194,6 +197,7 @@ def outbox_from_row(row: Row) -> OutboxItem:
             params=row["params"],
             incident_number=row["incident_number"],
             is_drill=bool(row["is_drill"]),
+            drill_id=row["drill_id"],
         ),
         status=OutboxStatus(row["status"]),
         attempts=row["attempts"],
@@ -212,6 +216,7 @@ def timer_values(timer: Timer) -> dict[str, Any]:
         "kind": timer.kind,
         "due_at": timer.due_at,
         "payload": dict(timer.payload),
+        "drill_id": timer.drill_id,
     }
 
 
@@ -223,4 +228,5 @@ def timer_from_row(row: Row) -> Timer:
         due_at=row["due_at"],
         payload=dict(row["payload"]),
         status=TimerStatus(row["status"]),
+        drill_id=row["drill_id"],
     )

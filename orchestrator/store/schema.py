@@ -121,8 +121,11 @@ incidents = sa.Table(
     sa.Column("links", sa.JSON, nullable=False),
     sa.Column("commander", sa.Text, nullable=False, server_default=""),
     sa.Column("policy", sa.JSON, nullable=True),  # its escalation policy, as it triggered
+    # The drill run it belongs to; NULL for real incidents (see drill_runs).
+    sa.Column("drill_id", sa.Text, nullable=True),
     sa.Index("ix_incidents_group_key_declared_at", "group_key", "declared_at"),
     sa.Index("ix_incidents_status", "status"),
+    sa.Index("ix_incidents_drill_id", "drill_id"),
 )
 
 # Plain JSON rather than JSONB on PostgreSQL: the stored text must give back exactly the values
@@ -178,6 +181,8 @@ outbox = sa.Table(
     # another, in (created_at, ordinal) order.
     sa.Column("lane", sa.Text, nullable=False, server_default=""),
     sa.Column("ordinal", sa.Integer, nullable=False, server_default="0"),
+    # A drill's actions are delivered only by that drill's runner, through its sandbox.
+    sa.Column("drill_id", sa.Text, nullable=True),
     sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
     sa.Index("ix_outbox_incident_number", "incident_number"),
     sa.Index("ix_outbox_incident_lane", "incident_number", "lane", "status"),
@@ -195,6 +200,7 @@ timers = sa.Table(
     sa.Column("claimed_until", UtcDateTime, nullable=True),
     sa.Column("fired_at", UtcDateTime, nullable=True),
     sa.Column("cancelled_at", UtcDateTime, nullable=True),
+    sa.Column("drill_id", sa.Text, nullable=True),  # fired only by that drill's runner
     sa.Index("ix_timers_status_due_at", "status", "due_at"),
     sa.Index("ix_timers_incident_number", "incident_number"),
 )
@@ -279,4 +285,24 @@ action_items = sa.Table(
     sa.Column("evidence", sa.Text, nullable=False, server_default=""),
     sa.Index("ix_action_items_incident_number", "incident_number"),
     sa.Index("ix_action_items_status_due", "status", "due"),
+)
+
+
+# One row per drill run (orchestrator/drill/): the scenario as written and its hash, how it ran,
+# and what it observed and scored. The run's incidents carry its id (incidents.drill_id).
+drill_runs = sa.Table(
+    "drill_runs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("scenario_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("scenario_sha256", sa.String(64), nullable=False),
+    sa.Column("scenario", sa.Text, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # simulated | live
+    sa.Column("state", sa.String(16), nullable=False),  # running | paused | ended
+    sa.Column("started_at", UtcDateTime, nullable=False),  # wall clock
+    sa.Column("ended_at", UtcDateTime, nullable=True),
+    sa.Column("clock_start", UtcDateTime, nullable=False),  # scenario time at offset 0
+    sa.Column("result", sa.JSON, nullable=False),  # the run's log, observations and scores
+    sa.Index("ix_drill_runs_scenario_id", "scenario_id"),
 )

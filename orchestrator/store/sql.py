@@ -22,7 +22,8 @@ from orchestrator.actions import ActionResult, Delivered
 from orchestrator.incident.model import Incident, Status
 from orchestrator.store import rows
 from orchestrator.store.adapter import AsyncTransaction
-from orchestrator.store.claims import claim, finish_action, first_in_lane
+from orchestrator.store.claims import claim, finish_action, first_in_lane, of_drill
+from orchestrator.store.drills import DrillQueries
 from orchestrator.store.engine import (
     POSTGRES_POOL_SIZE,
     WRITE_OPTION,
@@ -58,7 +59,7 @@ from orchestrator.timeline import EntryDraft, TimelineEntry
 T = TypeVar("T")
 
 
-class SqlStore(EvidenceQueries, PostmortemQueries, FoldQueries):
+class SqlStore(EvidenceQueries, PostmortemQueries, FoldQueries, DrillQueries):
     """A Store at a SQLAlchemy URL: `sqlite+aiosqlite:///path.db` (or `sqlite:///…`),
     `sqlite+aiosqlite:///:memory:`, `postgresql+asyncpg://user@host/db` (or `postgresql://…`)."""
 
@@ -188,7 +189,7 @@ class SqlStore(EvidenceQueries, PostmortemQueries, FoldQueries):
         return conn
 
     async def claim_due_actions(
-        self, now: dt.datetime, limit: int, lease: dt.timedelta
+        self, now: dt.datetime, limit: int, lease: dt.timedelta, drill_id: str | None = None
     ) -> list[OutboxItem]:
         claimed = await self._run(
             lambda conn: claim(
@@ -200,23 +201,31 @@ class SqlStore(EvidenceQueries, PostmortemQueries, FoldQueries):
                 limit,
                 lease,
                 first_in_lane(),
+                of_drill(outbox, drill_id),
             ),
             write=True,
         )
         return [rows.outbox_from_row(row) for row in claimed]
 
     async def claim_due_timers(
-        self, now: dt.datetime, limit: int, lease: dt.timedelta
+        self, now: dt.datetime, limit: int, lease: dt.timedelta, drill_id: str | None = None
     ) -> list[Timer]:
         claimed = await self._run(
             lambda conn: claim(
-                conn, timers, timers.c.due_at, TimerStatus.PENDING, now, limit, lease
+                conn,
+                timers,
+                timers.c.due_at,
+                TimerStatus.PENDING,
+                now,
+                limit,
+                lease,
+                of_drill(timers, drill_id),
             ),
             write=True,
         )
         return [rows.timer_from_row(row) for row in claimed]
 
-    async def next_timer_due(self) -> dt.datetime | None:
+    async def next_timer_due(self, drill_id: str | None = None) -> dt.datetime | None:
         # A leased timer is next claimable when its lease runs out, not when it was due: counting
         # its past due time would have a scheduler wake up over and over to claim nothing.
         claimable_at = sa.case(
@@ -224,7 +233,7 @@ class SqlStore(EvidenceQueries, PostmortemQueries, FoldQueries):
             else_=timers.c.due_at,
         )
         query = sa.select(sa.func.min(claimable_at, type_=UtcDateTime)).where(
-            timers.c.status == TimerStatus.PENDING.value
+            timers.c.status == TimerStatus.PENDING.value, of_drill(timers, drill_id)
         )
         due: dt.datetime | None = await self._run(lambda conn: conn.scalar(query), write=False)
         return due
@@ -313,7 +322,9 @@ class SqlStore(EvidenceQueries, PostmortemQueries, FoldQueries):
 
     async def overdue_timers(self, due_before: dt.datetime) -> tuple[int, dt.datetime | None]:
         query = sa.select(sa.func.count(), sa.func.min(timers.c.due_at, type_=UtcDateTime)).where(
-            timers.c.status == TimerStatus.PENDING.value, timers.c.due_at < due_before
+            timers.c.status == TimerStatus.PENDING.value,
+            timers.c.due_at < due_before,
+            of_drill(timers, None),
         )
         ((count, oldest),) = await self._run(lambda conn: conn.execute(query).all(), write=False)
         return int(count), oldest

@@ -251,6 +251,7 @@ class SqlTransaction:
                 "params": action.params,
                 "incident_number": action.incident_number,
                 "is_drill": action.is_drill,
+                "drill_id": action.drill_id,
                 "status": OutboxStatus.PENDING.value,
                 "attempts": 0,
                 "created_at": now,

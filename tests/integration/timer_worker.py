@@ -36,9 +36,9 @@ BATCH = 25
 
 class CrashAfterClaim(SqlStore):
     async def claim_due_timers(
-        self, now: dt.datetime, limit: int, lease: dt.timedelta
+        self, now: dt.datetime, limit: int, lease: dt.timedelta, drill_id: str | None = None
     ) -> list[Timer]:
-        claimed = await super().claim_due_timers(now, limit, lease)
+        claimed = await super().claim_due_timers(now, limit, lease, drill_id)
         if claimed:
             print(f"claimed {len(claimed)}", flush=True)
             held = {
