@@ -1,9 +1,9 @@
 """The evidence archive of SPEC §5 for a period, streamed page by page into a zip: the alert
 population, the gap-free incident register, each incident's chained timeline, notifications
-and playbook record, the signed checkpoints, and a manifest with every file's SHA-256 and the
-verification result. Memory stays flat whatever the number of incidents: nothing is kept per
-incident but on disk (evidence_zip, evidence_manifest); what goes in each file is in
-evidence_files."""
+and playbook record, the drill runs with their after-action reports, the signed checkpoints,
+and a manifest with every file's SHA-256 and the verification result. Memory stays flat
+whatever the number of incidents: nothing is kept per incident but on disk (evidence_zip,
+evidence_manifest); what goes in each file is in evidence_files."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from importlib.metadata import version
 from typing import IO, Any, Self
 
 from orchestrator.clock import Clock
+from orchestrator.drill.record import DrillRun
 from orchestrator.evidence import Verification, register_gap
 from orchestrator.evidence_files import (
     ACTION_ITEM_COLUMNS,
@@ -27,6 +28,7 @@ from orchestrator.evidence_files import (
     alert_row,
     csv_line,
     csv_rows,
+    drill_run_record,
     notification_row,
     playbook_record,
     readme,
@@ -38,6 +40,7 @@ from orchestrator.incident.model import Incident
 from orchestrator.report.action_items import ActionItem
 from orchestrator.report.chains import verify_incident
 from orchestrator.report.checkpoints import Checkpoint, verify_checkpoints
+from orchestrator.report.drill_report import render_drill_report
 from orchestrator.report.postmortem_record import Postmortem
 from orchestrator.store.protocols import OutboxItem
 from orchestrator.store.sql import SqlStore
@@ -56,11 +59,16 @@ async def export_archive(
     period: Period = (None, None),
     trusted_key: str | None = None,
     progress: Callable[[int], None] | None = None,
+    drill_template: str | None = None,
 ) -> dict[str, Any]:
-    """Writes the evidence archive for incidents declared (and alerts received) in `period`;
-    returns its manifest but for "chain_heads" and "files", which grow with the incidents and
-    are only in the archive. Nothing is loaded whole: incidents and alerts come page by page,
-    and what incidents.csv and the manifest need of each incident is spooled."""
+    """Writes the evidence archive for incidents declared (and alerts received, drill runs
+    started) in `period`; returns its manifest but for "chain_heads" and "files", which grow
+    with the incidents and are only in the archive. Nothing is loaded whole: incidents and
+    alerts come page by page, and what incidents.csv and the manifest need of each incident is
+    spooled. Drill runs are few: their reports are rendered, with `drill_template` (the
+    Markdown after-action report template, needed when there are drill runs), before anything
+    is written, so a report that does not render leaves no half-written archive."""
+    drills = await _drill_reports(store, period, drill_template)
     checkpoints = await store.list_checkpoints()
     heads, problems = verify_checkpoints(checkpoints, trusted_key)
     verification = Verification(checkpoints=len(checkpoints), problems=problems)
@@ -84,15 +92,17 @@ async def export_archive(
             if progress is not None:
                 progress(1)
         register.write(archive)
+        for run, report in drills:
+            _write_drill(archive, run, report)
         _write_checkpoints(archive, checkpoints)
         archive.write("README.md", iter([readme()]))
-        manifest = _manifest(clock, period, register.count, verification)
+        manifest = _manifest(clock, period, register.count, len(drills), verification)
         archive.write_manifest(manifest, {"chain_heads": register.heads})
     return manifest
 
 
 def _manifest(
-    clock: Clock, period: Period, incidents: int, verification: Verification
+    clock: Clock, period: Period, incidents: int, drills: int, verification: Verification
 ) -> dict[str, Any]:
     """The manifest's fields but the spooled ones (chain_heads, files)."""
     start, end = period
@@ -104,8 +114,9 @@ def _manifest(
             "to": end.isoformat() if end else None,
             "incidents_by": "declared_at",
             "alerts_by": "received_at",
+            "drills_by": "started_at",
         },
-        "counts": {"incidents": incidents, "entries": verification.entries},
+        "counts": {"incidents": incidents, "entries": verification.entries, "drills": drills},
         "verification": verification.as_json(),
         "criteria": CRITERIA,
     }
@@ -116,6 +127,36 @@ async def _write_alerts(archive: Archive, store: SqlStore, period: Period) -> No
         put(csv_line(ALERT_COLUMNS))
         async for record in store.alerts_received(*period):
             put(csv_line(alert_row(record)))
+
+
+async def _drill_reports(
+    store: SqlStore, period: Period, template: str | None
+) -> list[tuple[DrillRun, str]]:
+    """Each drill run started in the period, with its after-action report rendered."""
+    runs = await store.list_drill_runs(*period)
+    if not runs:
+        return []
+    if template is None:
+        raise ValueError(
+            "the export holds drill runs but no after-action report template was given "
+            "(templates/drill-report.md.j2 of the playbooks folder)"
+        )
+    out = []
+    for run in runs:
+        items = await store.drill_corrective_actions(run)
+        out.append((run, render_drill_report(run, items, template, html=False)))
+    return out
+
+
+def _write_drill(archive: Archive, run: DrillRun, report: str) -> None:
+    """drills/<id>/: the scenario as written, the run's record, its after-action report."""
+    folder = f"drills/{run.id}"
+    archive.write(f"{folder}/scenario.yaml", iter([run.scenario]))
+    archive.write(
+        f"{folder}/run.json",
+        iter([json.dumps(drill_run_record(run), indent=2, sort_keys=True) + "\n"]),
+    )
+    archive.write(f"{folder}/report.md", iter([report]))
 
 
 def _write_checkpoints(archive: Archive, checkpoints: list[Checkpoint]) -> None:

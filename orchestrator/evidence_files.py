@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from orchestrator.drill.record import DrillRun
 from orchestrator.incident.model import Incident
 from orchestrator.report.action_items import ActionItem
 from orchestrator.store.protocols import AlertRecord, OutboxItem
@@ -24,6 +25,9 @@ CRITERIA = {
     "incidents/<n>/playbook.json": "CC7.4",
     "incidents/<n>/postmortem.md": "CC7.5",
     "incidents/<n>/action_items.csv": "CC7.4, CC7.5",
+    "drills/<id>/scenario.yaml": "CC7.5 (exercise design)",
+    "drills/<id>/run.json": "CC7.4, CC7.5",
+    "drills/<id>/report.md": "CC7.5",
     "checkpoints.jsonl": "CC7.4 (the timeline is complete up to each signed checkpoint)",
 }
 
@@ -67,6 +71,7 @@ REGISTER_COLUMNS = [
     "number",
     "title",
     "is_drill",
+    "drill_id",
     "status",
     "severity",
     "max_severity",
@@ -155,6 +160,7 @@ def register_row(incident: Incident, entries: list[TimelineEntry]) -> list[Any]:
         incident.number,
         incident.title,
         incident.is_drill,
+        incident.drill_id or "",
         incident.status.value,
         incident.severity.value,
         incident.max_severity.value,
@@ -191,6 +197,26 @@ def playbook_record(
     }
 
 
+def drill_run_record(run: DrillRun) -> dict[str, Any]:
+    """drills/<id>/run.json: the run as stored, its whole result (log, observations, scores)."""
+
+    def when(value: dt.datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": run.id,
+        "scenario_id": run.scenario_id,
+        "title": run.title,
+        "scenario_sha256": run.scenario_sha256,
+        "mode": run.mode.value,
+        "state": run.state.value,
+        "started_at": when(run.started_at),
+        "ended_at": when(run.ended_at),
+        "clock_start": when(run.clock_start),
+        "result": run.result,
+    }
+
+
 def readme() -> str:
     lines = [
         "# Incident evidence archive",
@@ -198,6 +224,9 @@ def readme() -> str:
         "Verify it offline: `orchestrator evidence verify --archive THIS.zip [--public-key HEX]`.",
         "Every timeline entry carries the SHA-256 of the previous one; signed checkpoints",
         "(checkpoints.jsonl, Ed25519) vouch for each chain's head, so dropped entries show too.",
+        "Drill runs started in the period are under drills/<id>/: the scenario as written",
+        "(its SHA-256 is run.json's scenario_sha256), the run's record and its after-action",
+        "report; their incidents are in incidents.csv with is_drill and drill_id set.",
         "",
         "| file | criteria |",
         "| --- | --- |",

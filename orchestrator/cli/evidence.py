@@ -15,6 +15,7 @@ from rich.table import Table
 from orchestrator.cli.common import console, fail, opened_app, print_json, run
 from orchestrator.evidence import Verification, take_checkpoint, verify_archive, verify_store
 from orchestrator.evidence_export import export_archive
+from orchestrator.playbook.loader import document_template
 from orchestrator.report.checkpoints import public_hex, signing_key
 from orchestrator.settings import Settings
 
@@ -106,6 +107,12 @@ def export(
 
     async def go() -> None:
         async with opened_app(ctx) as app:
+            report = document_template(app.settings.playbooks_dir, "drill-report.md.j2")
+            if report is None and await app.store.list_drill_runs(*period):
+                raise fail(
+                    f"the period holds drill runs but {app.settings.playbooks_dir}/templates has "
+                    "no drill-report.md.j2 for their after-action reports: copy the shipped one"
+                )
             with out.open("wb") as sink, _progress("exporting incidents") as (bar, task):
                 manifest = await export_archive(
                     app.store,
@@ -114,6 +121,7 @@ def export(
                     period=period,
                     trusted_key=public_key,
                     progress=lambda n: bar.advance(task, n),
+                    drill_template=report,
                 )
         if json:
             print_json({"archive": str(out), **manifest})
