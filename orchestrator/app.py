@@ -78,6 +78,20 @@ def default_handlers(
     return chosen
 
 
+def drill_handlers(
+    settings: Settings, *, live: bool, out: Callable[[str], None] | None, clock: Clock | None = None
+) -> dict[str, ActionHandler]:
+    """Where a drill's actions go, before its safety guard: a simulated drill into the console
+    sandbox (printed when `out` is given, never sent); a live one to the configured vendors,
+    with the console standing in for whichever of them is not configured."""
+    chosen = vendor_handlers(settings, clock) if live and not settings.dry_run else []
+    covered = {name for handler in chosen for name in handler.handles}
+    rest = ACTION_NAMES - covered
+    if rest:
+        chosen.append(ConsoleHandler(rest, out))
+    return route_handlers(chosen)
+
+
 def vendor_handlers(settings: Settings, clock: Clock | None = None) -> list[ActionHandler]:
     """The Slack and PagerDuty handlers that settings configure (either, both or none)."""
     # Imported only when configured: their clients take a good part of a second to import,

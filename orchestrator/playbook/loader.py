@@ -126,7 +126,7 @@ def _deepest_branches(doc: Any, details: list[Any]) -> list[Any]:
     ]
 
 
-def _validation_problems(file: str, doc: Any, error: ValidationError) -> list[Problem]:
+def validation_problems(file: str, doc: Any, error: ValidationError) -> list[Problem]:
     problems = []
     for detail in _deepest_branches(doc, error.errors(include_url=False)):
         loc = detail["loc"]
@@ -179,10 +179,8 @@ def document_template(directory: Path, name: str) -> str | None:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
-def parse_playbook(
-    text: str, file: str, templates: dict[str, str] | None = None
-) -> tuple[Playbook | None, list[Problem]]:
-    """Parses one playbook document; returns it (or None) with every schema problem found."""
+def yaml_mapping(text: str, file: str, what: str) -> tuple[Any, list[Problem]]:
+    """The YAML document in `text` with its line numbers, or where it is not a mapping."""
     try:
         doc = _yaml().load(text)
     except MarkedYAMLError as err:
@@ -191,11 +189,21 @@ def parse_playbook(
         reason = " ".join(str(part) for part in (err.context, err.problem) if part)
         return None, [Problem(file, line + 1, col + 1, reason or "invalid YAML")]
     if not isinstance(doc, dict):
-        return None, [Problem(file, 1, 1, "a playbook is a YAML mapping")]
+        return None, [Problem(file, 1, 1, f"{what} is a YAML mapping")]
+    return doc, []
+
+
+def parse_playbook(
+    text: str, file: str, templates: dict[str, str] | None = None
+) -> tuple[Playbook | None, list[Problem]]:
+    """Parses one playbook document; returns it (or None) with every schema problem found."""
+    doc, problems = yaml_mapping(text, file, "a playbook")
+    if problems:
+        return None, problems
     try:
         playbook = Playbook.model_validate(doc)
     except ValidationError as err:
-        return None, _validation_problems(file, doc, err)
+        return None, validation_problems(file, doc, err)
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
     playbook.attach(file, version, dict(templates or {}))
     problems = []

@@ -29,6 +29,8 @@ from orchestrator.playbook.matchers import Matcher, parse_matchers
 def _duration(value: Any) -> dt.timedelta:
     if isinstance(value, dt.timedelta):
         return value
+    if value == 0 and not isinstance(value, bool):  # YAML reads a bare `0` as a number
+        return dt.timedelta(0)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration string like 5m or 1h30m, got {type(value).__name__}")
     return parse_duration(value)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 from ruamel.yaml import YAML
 
+from orchestrator.drill.scenario import scenario_json_schema
 from orchestrator.ingest.normalize import native_alert_schema
 from orchestrator.playbook.model import playbook_json_schema
 
@@ -29,6 +32,13 @@ def test_committed_native_alert_schema_is_current() -> None:
     )
 
 
+def test_committed_drill_scenario_schema_is_current() -> None:
+    committed = json.loads((SCHEMAS / "drill-scenario.schema.json").read_text())
+    assert committed == scenario_json_schema(), (
+        "regenerate: orchestrator drill schema > docs/schemas/drill-scenario.schema.json"
+    )
+
+
 def test_every_shipped_playbook_validates_against_the_schema() -> None:
     validator = jsonschema.Draft202012Validator(playbook_json_schema())
     for path in sorted((ROOT / "playbooks").glob("*.yaml")):
@@ -40,3 +50,25 @@ def test_every_shipped_playbook_validates_against_the_schema() -> None:
 def test_the_native_example_validates_against_its_schema() -> None:
     document = json.loads((ROOT / "examples" / "native-alert.json").read_text())
     jsonschema.Draft202012Validator(native_alert_schema()).validate(document)
+
+
+def _as_json(value: Any) -> Any:
+    """A safe-loaded YAML document as JSON would hold it: YAML reads an unquoted timestamp as a
+    datetime (or date), which a scenario file means as its ISO 8601 string."""
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_json(item) for item in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def test_every_shipped_drill_scenario_validates_against_the_schema() -> None:
+    validator = jsonschema.Draft202012Validator(scenario_json_schema())
+    files = sorted((ROOT / "playbooks" / "drills").glob("*.yaml"))
+    assert len(files) >= 3, "playbooks/drills/ should ship at least three scenarios"
+    for path in files:
+        document = _as_json(YAML(typ="safe").load(path.read_text()))
+        errors = [error.message for error in validator.iter_errors(document)]
+        assert errors == [], f"{path.name}: {errors}"
