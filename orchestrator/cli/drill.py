@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.common import console, errors, fail, opened_app, opened_store, print_json, run
-from orchestrator.drill.record import DrillRun, LogLine, RunState
+from orchestrator.drill.record import DrillRun, DrillStateError, LogLine, RunState
 
 if TYPE_CHECKING:
     from orchestrator.drill.loader import LoadedScenario
@@ -305,8 +305,6 @@ def _control(ctx: typer.Context, run_id: str, state: RunState) -> None:
 
 
 async def _set_state(ctx: typer.Context, run_id: str, state: RunState) -> None:
-    from orchestrator.store.drills import DrillStateError  # noqa: PLC0415
-
     async with opened_store(ctx) as (store, clock):
         try:
             await store.set_drill_state(run_id, state)

@@ -7,19 +7,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.drill.players import Absence
 from orchestrator.drill.record import LogLine, Observation, Score
 from orchestrator.drill.scenario import Observed, Scenario
 from orchestrator.drill.scoring import rating
-
-
-@dataclass
-class Absence:
-    """A role that does not answer from `start` to `end` (seconds from the start; None: ever)."""
-
-    role: str
-    start: float
-    end: float | None
-    reason: str
 
 
 @dataclass

@@ -104,3 +104,7 @@ class Rating(StrEnum):
     PARTIALLY_MET = "partially met"
     NOT_MET = "not met"
     NOT_RATED = "not rated"  # no expected action attached: discussed, not measured
+
+
+class DrillStateError(ValueError):
+    """A control that does not apply: no such run, or it has ended."""

@@ -6,44 +6,36 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from orchestrator.actions import ActionHandler
 from orchestrator.clock import Clock, ManualClock, SystemClock
 from orchestrator.dispatcher import Dispatcher
-from orchestrator.drill.agenda import Agenda, Due, Item, Message
+from orchestrator.drill.agenda import Agenda, Due, Message
+from orchestrator.drill.injects import SLACK_POST, Injects
 from orchestrator.drill.loader import LoadedScenario
 from orchestrator.drill.outcome import (
     SYSTEM_ACTIONS,
-    Absence,
     RunFacts,
     describe,
     run_result,
     span,
 )
+from orchestrator.drill.players import Cast, event_for
 from orchestrator.drill.record import DrillRun, LogLine, Mode, Observation, RunState
-from orchestrator.drill.retime import retimed
 from orchestrator.drill.scenario import (
     Do,
     ExpectedAction,
-    Inject,
     ScriptedResponse,
 )
-from orchestrator.drill.scoring import CONTROL_ACTOR, INJECT_ACTOR, observe, score
+from orchestrator.drill.scoring import CONTROL_ACTOR, observe, score
 from orchestrator.incident.engine import TransitionError
 from orchestrator.incident.events import (
-    CommanderAssigned,
-    Event,
-    NoteAdded,
-    SeverityChanged,
     StatusChange,
 )
 from orchestrator.incident.model import Actor, ActorKind, Incident, Status
 from orchestrator.incident.policy import PolicyDefaults
-from orchestrator.ingest.alert import SourceFormat
 from orchestrator.lifecycle import REFRESH_SUMMARY
 from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.playbookset import PlaybookSet
@@ -99,13 +91,9 @@ class DrillRunner:
         self.observations: list[Observation] = []
         self._seen: set[tuple[int, int]] = set()
         self.agenda = Agenda()
-        self._absences = [
-            Absence(a.role, a.start.total_seconds(), _seconds(a.until), a.reason)
-            for a in self.scenario.roles.unavailable
-        ]
+        self.cast = Cast.of(self.scenario)
         self._triggered: set[int] = set()
         self._contingencies: set[str] = set()
-        self._delivered_injects: set[str] = set()
         self._endex_by = "schedule"
         self.run: DrillRun | None = None
 
@@ -137,6 +125,18 @@ class DrillRunner:
             policy_defaults=self.policy_defaults,
         )
         self.timers = TimerService(self.store, self.pipeline, self.clock, drill_id=run_id)
+        self.injects = Injects(
+            self.loaded,
+            run_id,
+            self.pipeline,
+            self.store,
+            self.clock,
+            self.cast,
+            say=self._say,
+            push=self.agenda.push,
+            offset=self._offset,
+            post_to_slack=SLACK_POST in self.handlers,
+        )
         self._say("control", f"{self.scenario.classification}: drill {run_id} starts")
         self._schedule_opening()
         end = self.start + self.scenario.duration
@@ -161,15 +161,14 @@ class DrillRunner:
 
     def _schedule_opening(self) -> None:
         for index, inject in enumerate(self.scenario.injects):
-            self._push(self.start + inject.at, inject, inject.label(index), "inject")
+            self.agenda.push(self.start + inject.at, inject, inject.label(index), "inject")
         for step in self.scenario.script:
             if step.at is not None:
-                self._push(self.start + step.at, step, f"{step.role}:{step.do.value}", "response")
+                self.agenda.push(
+                    self.start + step.at, step, f"{step.role}:{step.do.value}", "response"
+                )
         for item in self.scenario.expected:
-            self._push(self.start + item.deadline, item, item.id, "deadline")
-
-    def _push(self, at: dt.datetime, what: Item, label: str, kind: str) -> None:
-        self.agenda.push(at, what, label, kind)
+            self.agenda.push(self.start + item.deadline, item, item.id, "deadline")
 
     async def _wait_until(self, target: dt.datetime) -> bool:
         """Moves scenario time to `target`; False when the facilitator ended the drill."""
@@ -218,96 +217,18 @@ class DrillRunner:
     async def _do(self, due: Due) -> None:
         what = due.what
         if isinstance(what, Message):
-            await self._alert(what.raw, what.label, what.format)
+            await self.injects.alert(what.raw, what.label, what.format, due.kind)
         elif isinstance(what, ScriptedResponse):
             await self._respond(what, due.label)
         elif isinstance(what, ExpectedAction):
             self._deadline(what)
         else:
-            await self._inject(what, due.label, contingency=due.kind == "contingency")
-
-    async def _inject(self, inject: Inject, label: str, *, contingency: bool) -> None:
-        kind = "contingency" if contingency else "inject"
-        self._delivered_injects.add(label)
-        self._trigger_on_inject(label)
-        if inject.alert is not None:
-            alert = inject.alert
-            now = self.clock.now().isoformat()
-            payload: dict[str, Any] = {
-                "labels": alert.labels,
-                "annotations": alert.annotations,
-                "status": alert.status,
-                "starts_at": now,
-            }
-            if alert.status == "resolved":
-                payload["ends_at"] = now
-            await self._alert(json.dumps(payload).encode(), label, SourceFormat.NATIVE, kind)
-        elif inject.alerts_file is not None:
-            recording = self.loaded.recordings[inject.alerts_file.file]
-            fmt = SourceFormat(inject.alerts_file.format) if inject.alerts_file.format else None
-            moved = retimed(recording, self.clock.now(), fmt)
-            self._say(kind, f"replaying {len(moved)} recorded message(s)", label)
-            for number, (when, raw) in enumerate(moved, start=1):
-                self._push(when, Message(raw, f"{label}#{number}", fmt), label, kind)
-        elif inject.chat is not None:
-            chat = inject.chat
-            self._say(kind, f"chat from {chat.sender}: {chat.text}", label)
-            await self._note(f"{chat.sender}: {chat.text}", chat.sender)
-        elif inject.unavailable is not None:
-            away = inject.unavailable
-            start = self._offset()
-            end = start + away.duration.total_seconds() if away.duration else None
-            self._absences.append(Absence(away.role, start, end, away.reason))
-            until = f" for {span(end - start)}" if end is not None else ""
-            person = self.scenario.person(away.role)
-            self._say(kind, f"{person} ({away.role}) is unavailable{until}", label)
-        elif inject.severity is not None:
-            note = inject.severity
-            self._say(kind, f"new information: severity {note.to.value}. {note.reason}", label)
-            await self._apply_latest(
-                SeverityChanged(note.to, self._inject_actor(), note.reason or "drill inject")
-            )
-        elif inject.customer_report is not None:
-            report = inject.customer_report
-            many = f" ({report.customers} customers)" if report.customers is not None else ""
-            self._say(kind, f"customer report{many}: {report.text}", label)
-            await self._note(f"Customer report{many}: {report.text}", "customer support")
-
-    async def _alert(
-        self, raw: bytes, label: str, fmt: SourceFormat | None, kind: str = "inject"
-    ) -> None:
-        assert self.run is not None
-        report = await self.pipeline.ingest_bytes(raw, f"drill {self.run.id} {label}", format=fmt)
-        if report.error is not None:
-            self._say(kind, f"alert dead-lettered: {report.error}", label)
-            return
-        for outcome in report.outcomes:
-            where = f" #{outcome.incident_number}" if outcome.incident_number else ""
-            playbook = f" ({outcome.playbook})" if outcome.playbook else ""
-            self._say(kind, f"alert {outcome.disposition.value}{where}{playbook}", label)
-
-    async def _note(self, text: str, sender: str) -> None:
-        actor = Actor(ActorKind.DRILL, INJECT_ACTOR, sender)
-        await self._apply_latest(NoteAdded(f"[{self.scenario.classification}] {text}", actor))
-
-    def _inject_actor(self) -> Actor:
-        return Actor(ActorKind.DRILL, INJECT_ACTOR, self.scenario.roles.facilitator)
-
-    async def _apply_latest(self, event: Event) -> None:
-        """Injects go to the drill's newest open incident; with none open, they stay in the
-        drill's log only."""
-        incidents = await self._incidents()
-        open_ones = [i for i in incidents if i.status.is_open]
-        if not open_ones:
-            return
-        try:
-            await self.pipeline.apply(open_ones[-1].number, event)
-        except TransitionError as err:
-            self._say("skipped", f"inject not applied: {err}")
+            self._trigger_on_inject(due.label)
+            await self.injects.deliver(what, due.label, due.kind)
 
     async def _respond(self, step: ScriptedResponse, label: str) -> None:
         person = self.scenario.person(step.role)
-        away = self._away(step.role)
+        away = self.cast.away(step.role, self._offset())
         if away is not None:
             reason = f" ({away.reason})" if away.reason else ""
             self._say(
@@ -319,38 +240,17 @@ class DrillRunner:
             self._say("skipped", f"{person}: no incident #{step.incident} of the drill yet", label)
             return
         number = incidents[step.incident - 1].number
-        actor = Actor(ActorKind.DRILL, step.role, person)
+        actor = self.cast.actor(step.role)
         try:
             if step.do is Do.ESCALATE:
                 await self.pipeline.escalate(number, actor, step.text or "asked for help")
             else:
-                await self.pipeline.apply(number, self._event(step, actor))
+                await self.pipeline.apply(number, event_for(step, actor))
         except TransitionError as err:
             self._say("skipped", f"{person} could not {step.do.value} #{number}: {err}", label)
             return
         detail = f": {step.text}" if step.text else ""
         self._say("response", f"{person} ({step.role}) {step.do.value} #{number}{detail}", label)
-
-    def _event(self, step: ScriptedResponse, actor: Actor) -> Event:
-        if step.do in _STATUS_OF:
-            return StatusChange(_STATUS_OF[step.do], actor, step.text)
-        if step.do is Do.NOTE:
-            return NoteAdded(step.text, actor)
-        if step.do is Do.SEVERITY:
-            assert step.severity is not None
-            return SeverityChanged(step.severity, actor, step.text)
-        return CommanderAssigned(actor.name, actor)
-
-    def _away(self, role: str) -> Absence | None:
-        now = self._offset()
-        for absence in self._absences:
-            if (
-                absence.role == role
-                and absence.start <= now
-                and (absence.end is None or now < absence.end)
-            ):
-                return absence
-        return None
 
     def _deadline(self, item: ExpectedAction) -> None:
         if self._met(item):
@@ -360,7 +260,7 @@ class DrillRunner:
             self._contingencies.add(item.id)
         for index, inject in enumerate(item.contingency):
             label = inject.id or f"{item.id}-contingency-{index + 1}"
-            self._push(self.clock.now() + inject.at, inject, label, "contingency")
+            self.agenda.push(self.clock.now() + inject.at, inject, label, "contingency")
 
     def _met(self, item: ExpectedAction) -> bool:
         deadline = item.deadline.total_seconds()
@@ -400,14 +300,14 @@ class DrillRunner:
                 continue
             self._triggered.add(index)
             at = dt.datetime.fromisoformat(seen.at) + step.delay
-            self._push(at, step, f"{step.role}:{step.do.value}", "response")
+            self.agenda.push(at, step, f"{step.role}:{step.do.value}", "response")
 
     def _trigger_on_inject(self, label: str) -> None:
         for index, step in enumerate(self.scenario.script):
             if step.on is None or step.on.inject != label or index in self._triggered:
                 continue
             self._triggered.add(index)
-            self._push(
+            self.agenda.push(
                 self.clock.now() + step.delay, step, f"{step.role}:{step.do.value}", "response"
             )
 
@@ -438,7 +338,7 @@ class DrillRunner:
                     )
         await self.dispatcher.drain()
         await self.store.cancel_drill_timers(self.run.id, self.clock.now())
-        facts = RunFacts(self.start, self.shift, self.live, now, self._endex_by, self._absences)
+        facts = RunFacts(self.start, self.shift, self.live, now, self._endex_by, self.cast.absences)
         numbers = [i.number for i in incidents]
         result = run_result(self.scenario, facts, self.log, self.observations, scores, numbers)
         await self.store.save_drill_result(self.run.id, result, ended_at=self.wall.now())
@@ -481,10 +381,6 @@ class DrillRunner:
         line = LogLine(offset, at, kind, text, ref)
         self.log.append(line)
         self.on_log(line)
-
-
-def _seconds(value: dt.timedelta | None) -> float | None:
-    return value.total_seconds() if value is not None else None
 
 
 def _speed(clock: Clock) -> float:

@@ -80,6 +80,12 @@ expected:
     assert played.run.result["incidents"] == [1, 2]
     notes = [e for e in await store.timeline(1) if e.kind == Kind.NOTE]
     assert [e.data["text"] for e in notes] == ["[EXERCISE] VP: Is anyone on this?"]
+    # The players hear it where they work: a post in the drill's channel.
+    (said,) = [
+        a for a in played.sandbox.delivered if a.params.get("text") == "VP: Is anyone on this?"
+    ]
+    assert said.name == "slack.post"
+    assert said.params["incident"]["is_drill"] is True
 
 
 async def test_a_met_deadline_fires_no_contingency(store: SqlStore) -> None:
