@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orchestrator.clock import Clock
+from orchestrator.drill.record import DrillStateError, RunState
 from orchestrator.incident.engine import TransitionError
 from orchestrator.incident.events import (
     CommanderAssigned,
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 REPLAY_WINDOW = 300  # seconds: Slack's own recommendation for request timestamps
 OPEN_CHANNEL = "slack.open_channel"
 BUTTONS = {"incident.ack": "ack", "incident.escalate": "escalate", "incident.resolve": "resolve"}
+DRILL_CONTROLS = {"pause": RunState.PAUSED, "resume": RunState.RUNNING, "endex": RunState.ENDED}
 STATUS_VERBS = {
     "ack": Status.ACKNOWLEDGED,
     "mitigated": Status.MITIGATED,
@@ -96,7 +98,9 @@ class Authorization:
     """Who may do the consequential things. Empty `responders` means everyone in the
     workspace may; otherwise only those users, or members of those user groups (S...)."""
 
-    restricted: frozenset[str] = frozenset({"resolve", "severity", "commander"})
+    restricted: frozenset[str] = frozenset(
+        {"resolve", "severity", "commander", "pause", "resume", "endex"}
+    )
     responders: frozenset[str] = frozenset()
     group_members: Callable[[str], Awaitable[set[str]]] | None = None
 
@@ -234,11 +238,25 @@ class SlackResponder:
             return await self._postmortem(number)
         if command.verb == "action":
             return await self._action_item(number, command, actor)
+        if command.verb in DRILL_CONTROLS:
+            return await self._control_drill(number, DRILL_CONTROLS[command.verb])
         if command.verb == "escalate":
             await self.pipeline.escalate(number, actor, "asked from Slack")
             return f"Escalated #{number}: the next level is being paged."
         await self.pipeline.apply(number, _event(command, actor))
         return f"Done: {command.verb} on #{number}."
+
+    async def _control_drill(self, number: int, state: RunState) -> str:
+        incident = await self.store.get_incident(number)
+        if incident is None:
+            raise IncidentNotFoundError(f"no incident #{number}")
+        if incident.drill_id is None:
+            return f"#{number} is a real incident, not a drill: it has no exercise to control"
+        try:
+            run = await self.store.set_drill_state(incident.drill_id, state)
+        except DrillStateError as err:
+            return str(err)
+        return f"Drill {run.id}: {state.value}."
 
     async def _status(self, number: int) -> str:
         incident = await self.store.get_incident(number)

@@ -18,6 +18,7 @@ USAGE = """\
 `/incident postmortem [#N]`
 `/incident action [#N] <what to do> [@owner] [due:YYYY-MM-DD] [type:prevent|detect|...]`
 `/incident declare [SEV1..SEV5] <title>`
+`/incident pause|resume|endex [#N]` (a drill: pause, resume or end the exercise)
 In an incident channel the number can be left out."""
 
 VERBS = frozenset(
@@ -32,6 +33,10 @@ VERBS = frozenset(
         "status",
         "postmortem",
         "action",
+        # A drill's facilitator, in the drill's channel: pause, resume or end the exercise.
+        "pause",
+        "resume",
+        "endex",
     }
 )
 ITEM_TYPES = ("prevent", "mitigate", "detect", "process")

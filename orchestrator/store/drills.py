@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from orchestrator.drill.record import DrillRun, Mode, RunState
+from orchestrator.drill.record import DrillRun, DrillStateError, Mode, RunState
 from orchestrator.incident.model import Incident
 from orchestrator.report.action_items import ActionItem
 from orchestrator.store import rows
@@ -21,10 +21,6 @@ from orchestrator.timers import TimerStatus
 T = TypeVar("T")
 
 __all__ = ["DrillQueries", "DrillStateError"]
-
-
-class DrillStateError(ValueError):
-    """A control that does not apply: no such run, or it has ended."""
 
 
 class DrillQueries:

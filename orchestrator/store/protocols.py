@@ -15,6 +15,7 @@ from orchestrator.timeline import EntryDraft, TimelineEntry
 from orchestrator.timers import Timer, TimerStatus
 
 if TYPE_CHECKING:  # postmortem types import this module; only annotations need them here
+    from orchestrator.drill.record import DrillRun, RunState
     from orchestrator.report.action_items import ActionItem
     from orchestrator.report.postmortem import Postmortem
     from orchestrator.store.postmortems import NewActionItem
@@ -319,5 +320,10 @@ class Store(Protocol):
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
 
     async def get_dead_letter(self, letter_id: int) -> DeadLetter | None: ...
+
+    async def set_drill_state(self, run_id: str, state: RunState) -> DrillRun:
+        """Pauses, resumes or ends a drill run (its runner picks the change up); raises
+        DrillStateError for an unknown run or one that has ended."""
+        ...
 
     async def list_timers(self, incident_number: int | None = None) -> list[Timer]: ...

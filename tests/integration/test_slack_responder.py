@@ -21,6 +21,7 @@ from orchestrator.actions import ActionResult
 from orchestrator.app import route_handlers
 from orchestrator.clock import ManualClock
 from orchestrator.dispatcher import Dispatcher
+from orchestrator.drill.record import DrillRun, Mode, RunState
 from orchestrator.incident.engine import Decision
 from orchestrator.incident.events import Event
 from orchestrator.incident.model import ActorKind, Status
@@ -349,3 +350,45 @@ async def test_postmortem_status_and_action_items_from_slack(world: dict[str, ob
     ]
     entries = [e for e in await store_of(world).timeline(1) if e.kind.value == "action_item.added"]
     assert [e.actor.id for e in entries] == ["UALICE", "UBOB"]
+
+
+async def test_a_drill_is_paused_resumed_and_ended_from_its_channel(
+    world: dict[str, object],
+) -> None:
+    store = store_of(world)
+    clock = world["clock"]
+    assert isinstance(clock, ManualClock)
+    run = await store.start_drill_run(
+        DrillRun(
+            "",
+            "db-failover",
+            "DB failover",
+            "0" * 64,
+            "id: db-failover\n",
+            Mode.LIVE,
+            RunState.RUNNING,
+            T0,
+            T0,
+        )
+    )
+    playbooks = load_playbooks(REPO / "playbooks", known_actions=ACTION_NAMES)
+    drill = Pipeline(store, playbooks, clock, drill_id=run.id)
+    (outcome,) = (await drill.ingest_bytes(db_alert("billing-db"), "drill")).outcomes
+    number = outcome.incident_number
+
+    async def say(text: str, user: str = "UCOMMANDER") -> str:
+        clock.advance(1)  # a request repeated at the same second would be refused as a replay
+        answer = await post(world, "/slack/commands", command(text, user=user))
+        return str(answer.json()["text"])
+
+    assert await say(f"pause #{number}", user="UALICE") == (
+        "only the configured responders may pause incidents"
+    )
+    assert await say(f"pause #{number}") == f"Drill {run.id}: paused."
+    assert (await store.get_drill_run(run.id)).state is RunState.PAUSED  # type: ignore[union-attr]
+    assert await say(f"resume #{number}") == f"Drill {run.id}: running."
+    assert await say(f"endex #{number}") == f"Drill {run.id}: ended."
+    assert await say(f"pause #{number}") == f"drill {run.id} has already ended"
+    assert await say("pause #1") == (
+        "#1 is a real incident, not a drill: it has no exercise to control"
+    )

@@ -45,6 +45,9 @@ from orchestrator.ingest.slack_commands import Command, CommandError, parse_comm
             ),
         ),
         ("action alert on replica lag", Command("action", text="alert on replica lag")),
+        ("pause", Command("pause")),
+        ("resume #12", Command("resume", 12)),
+        ("ENDEX", Command("endex")),
     ],
 )
 def test_commands(text: str, expected: Command) -> None:
@@ -69,6 +72,7 @@ def test_commands(text: str, expected: Command) -> None:
         ("action", "say what is to be done"),
         ("action fix it due:2026-13-45", "is not a date"),
         ("action fix it type:blame", "type must be one of"),
+        ("endex now", "unexpected 'now'"),
     ],
 )
 def test_mistakes_say_what_is_wrong(text: str, message: str) -> None:
