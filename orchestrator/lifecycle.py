@@ -10,6 +10,9 @@ from typing import Any
 
 from orchestrator.actions import Action
 from orchestrator.incident.model import Incident
+from orchestrator.incident.steps import context_for, incident_facts
+from orchestrator.playbook.model import Playbook
+from orchestrator.store.protocols import SyncTransaction
 from orchestrator.timeline import EntryDraft, Kind
 from orchestrator.timers import Timer, TimerKind
 
@@ -105,3 +108,28 @@ def with_next_escalation(action: Action, due: dt.datetime | None) -> Action:
         return action
     incident = {**action.params["incident"], "next_escalation": due.isoformat() if due else None}
     return dataclasses.replace(action, params={**action.params, "incident": incident})
+
+
+def show_escalation(
+    tx: SyncTransaction,
+    incident: Incident,
+    timers: Iterable[Timer],
+    playbook: Playbook,
+    entries: list[EntryDraft],
+    actions: list[Action],
+    now: dt.datetime,
+    *,
+    new: bool,
+) -> list[Action]:
+    """The pinned Slack summary shows when the next escalation is due: a new incident's
+    channel opens knowing it (from the decision's `timers`), and each state change refreshes
+    the summary with it."""
+    if new:
+        due = next_escalation(timers)
+        return [with_next_escalation(action, due) for action in actions]
+    facts = incident_facts(incident, playbook, context_for(incident, playbook, None, now))
+    refresh = summary_refresh(incident, entries, facts)
+    if refresh:
+        pending = tx.pending_timers(incident.number, TimerKind.ESCALATION.value)
+        refresh = [with_next_escalation(action, next_escalation(pending)) for action in refresh]
+    return actions + refresh

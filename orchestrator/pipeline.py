@@ -7,23 +7,16 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from orchestrator.actions import Action
 from orchestrator.clock import Clock
 from orchestrator.incident.engine import Decision, TransitionError, decide, open_incident
 from orchestrator.incident.events import AlertReceived, Event, TimerFired
 from orchestrator.incident.grouping import Route, group_key, route
 from orchestrator.incident.model import Actor, ActorKind, Incident
 from orchestrator.incident.policy import PolicyDefaults
-from orchestrator.incident.steps import context_for, incident_facts
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
 from orchestrator.intake_results import IncidentNotFoundError, IngestReport, Outcome, Payload
-from orchestrator.lifecycle import (
-    lifecycle_events,
-    next_escalation,
-    summary_refresh,
-    with_next_escalation,
-)
+from orchestrator.lifecycle import lifecycle_events, show_escalation
 from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.store.protocols import (
@@ -351,33 +344,13 @@ class Pipeline:
             # In the decision's transaction: a rolled-back decision publishes nothing.
             actions += lifecycle_events(incident, entries, now)
         if self.refresh_slack_summary:
-            actions = self._show_escalation(tx, decision, incident, entries, actions, now, new)
+            playbook = self._playbook_for(incident)
+            actions = show_escalation(
+                tx, incident, decision.timers, playbook, entries, actions, now, new=new
+            )
         if incident.drill_id is not None:
             actions = [dataclasses.replace(a, drill_id=incident.drill_id) for a in actions]
         tx.queue_actions(actions, now)
-
-    def _show_escalation(
-        self,
-        tx: SyncTransaction,
-        decision: Decision,
-        incident: Incident,
-        entries: list[EntryDraft],
-        actions: list[Action],
-        now: dt.datetime,
-        new: bool,
-    ) -> list[Action]:
-        """The pinned Slack summary shows when the next escalation is due: a new incident's
-        channel opens knowing it, and each state change refreshes the summary with it."""
-        if new:
-            due = next_escalation(decision.timers)
-            return [with_next_escalation(action, due) for action in actions]
-        playbook = self._playbook_for(incident)
-        facts = incident_facts(incident, playbook, context_for(incident, playbook, None, now))
-        refresh = summary_refresh(incident, entries, facts)
-        if refresh:
-            pending = tx.pending_timers(incident.number, TimerKind.ESCALATION.value)
-            refresh = [with_next_escalation(action, next_escalation(pending)) for action in refresh]
-        return actions + refresh
 
 
 def bare_playbook(name: str) -> Playbook:
