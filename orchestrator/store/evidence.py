@@ -20,7 +20,7 @@ from orchestrator.report.checkpoints import Checkpoint
 from orchestrator.store import rows
 from orchestrator.store.bulk import driver_rows
 from orchestrator.store.protocols import AlertRecord, OutboxItem
-from orchestrator.store.schema import alerts, checkpoints, incidents, outbox, timeline
+from orchestrator.store.schema import alerts, checkpoints, drill_runs, incidents, outbox, timeline
 from orchestrator.timeline import TimelineEntry
 
 T = TypeVar("T")
@@ -107,10 +107,11 @@ class EvidenceQueries:
                 .order_by(incidents.c.number)
                 .limit(page)
             )
+            when = register_time()
             if declared_from is not None:
-                query = query.where(incidents.c.declared_at >= declared_from)
+                query = query.where(when >= declared_from)
             if declared_to is not None:
-                query = query.where(incidents.c.declared_at < declared_to)
+                query = query.where(when < declared_to)
             if statuses is not None:
                 query = query.where(incidents.c.status.in_(sorted(s.value for s in statuses)))
             if playbooks is not None:
@@ -264,3 +265,20 @@ def _stored_text(postgres: bool) -> list[sa.ColumnElement[Any]]:
 
 def _checkpoint(row: RowMapping) -> Checkpoint:
     return Checkpoint.from_json({**row, "created_at": row["created_at"].isoformat()})
+
+
+def register_time() -> sa.ColumnElement[dt.datetime]:
+    """When an incident entered the register, for choosing a period's incidents: when it was
+    declared, except that a simulated drill's incidents are declared at scenario times (a
+    Monday evening of last March, say) and count at the time their run was held. Numbers are
+    handed out in the order incidents are really opened, so a period's register stays
+    gap-free with drills in it."""
+    held = (
+        sa.select(drill_runs.c.started_at)
+        .where(drill_runs.c.id == incidents.c.drill_id, drill_runs.c.mode == "simulated")
+        .scalar_subquery()
+    )
+    return sa.case(
+        (incidents.c.drill_id.is_(None), incidents.c.declared_at),
+        else_=sa.func.coalesce(held, incidents.c.declared_at),
+    )
