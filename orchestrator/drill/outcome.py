@@ -34,7 +34,11 @@ def run_result(
     """The stored result of a run (drill_runs.result): what the report and export read."""
     by_id = {s.id: s for s in scores}
     refusals = [
-        {"offset": line.offset, "action": line.ref, "reason": line.text}
+        {
+            "offset": line.offset,
+            "action": line.ref,
+            "reason": line.text.removeprefix(f"{line.ref} refused: "),
+        }
         for line in log
         if line.kind == "refused"
     ]
