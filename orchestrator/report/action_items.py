@@ -58,6 +58,21 @@ class ActionItem:
     def is_overdue(self, today: dt.date) -> bool:
         return not self.status.is_closed and self.due is not None and self.due < today
 
+    def template_view(self) -> dict[str, Any]:
+        """What report templates (postmortem, drill report) are given of an item."""
+        return {
+            "id": self.id,
+            "incident": self.incident_number,
+            "title": self.title,
+            "owner": self.owner,
+            "due": self.due.isoformat() if self.due else "",
+            "type": self.type.value,
+            "status": self.status.value,
+            "link": self.link,
+            "evidence": self.evidence,
+            "closed": self.status.is_closed,
+        }
+
 
 # The table the postmortem carries, in this column order; `id` is optional when reading.
 TABLE_COLUMNS = ("title", "owner", "due", "type", "status", "link")

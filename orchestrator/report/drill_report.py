@@ -152,7 +152,7 @@ def drill_report_context(run: DrillRun, action_items: Sequence[ActionItem]) -> d
             (s for s in scores if s["outcome"] != "met"),
             key=lambda s: (s["deadline_seconds"], s["outcome"] == "missed"),
         ),
-        "corrective_actions": [_item(item) for item in corrective],
+        "corrective_actions": [item.template_view() for item in corrective],
         "proposed": [
             {"title": title, "owner": owner} for title, owner in proposed_corrective_actions(run)
         ],
@@ -282,20 +282,6 @@ def _timeline(result: Mapping[str, Any], start: dt.datetime) -> list[dict[str, A
         }
         for line in ordered
     ]
-
-
-def _item(item: ActionItem) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "incident": item.incident_number,
-        "title": item.title,
-        "owner": item.owner,
-        "due": item.due.isoformat() if item.due else "",
-        "type": item.type.value,
-        "status": item.status.value,
-        "link": item.link,
-        "evidence": item.evidence,
-    }
 
 
 # --- values ------------------------------------------------------------------------------------

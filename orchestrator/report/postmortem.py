@@ -144,7 +144,7 @@ def postmortem_context(
         "responders": _responders(incident, incident_entries),
         "communications": [_delivery(d) for d in deliveries],
         "playbook": _playbook(incident, playbook),
-        "action_items": [_item(item) for item in action_items],
+        "action_items": [item.template_view() for item in action_items],
         "written": {},
         "extra_sections": [],
     }
@@ -335,18 +335,4 @@ def _playbook(incident: Incident, playbook: Playbook | None) -> dict[str, Any]:
         "required_when": playbook.postmortem.required_when
         if playbook and playbook.postmortem
         else "",
-    }
-
-
-def _item(item: ActionItem) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "title": item.title,
-        "owner": item.owner,
-        "due": item.due.isoformat() if item.due else "",
-        "type": item.type.value,
-        "status": item.status.value,
-        "link": item.link,
-        "evidence": item.evidence,
-        "closed": item.status.is_closed,
     }
