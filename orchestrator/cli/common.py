@@ -6,13 +6,13 @@ import asyncio
 import dataclasses
 import datetime as dt
 import enum
-import json
 import os
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -151,7 +151,12 @@ def plain(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    typer.echo(json.dumps(plain(value), indent=2, ensure_ascii=False))
+    """Indented JSON on stdout. orjson writes dataclasses, enums and datetimes as plain() would
+    (a year of incident records took json eight seconds); plain() takes what it does not know."""
+    typer.echo(orjson.dumps(value, default=plain, option=_JSON_OPTIONS).decode())
+
+
+_JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
 
 def when(value: dt.datetime | None) -> str:
