@@ -93,11 +93,6 @@ def verify_links(
 # data JSON, prev_hash, hash, and whether the two JSON texts are valid JSON.
 StoredRow = tuple[int, str, str, str, str, str, str, str, bool]
 
-_SPLICED = (
-    b'{"actor":%b,"data":%b,"incident":%d,"kind":"%b","occurred_at":"%bT%b+00:00",'
-    b'"prev":"%b","recorded_at":"%bT%b+00:00","seq":%d}'
-)
-
 
 def verify_stored(
     number: int, rows: Sequence[StoredRow], checkpointed: tuple[int, str] | None = None
@@ -126,24 +121,19 @@ def spliced_hash(number: int, row: StoredRow) -> str | None:
     """The hash of the stored texts spliced into the canonical layout, or None when the splice
     could be ambiguous."""
     seq, kind, actor, occurred, recorded, data, prev_hash, _, valid_json = row
-    plain = kind + occurred + recorded + prev_hash
-    if not valid_json or '"' in plain or "\\" in plain:
+    if not valid_json or occurred[10:11] != " " or recorded[10:11] != " ":
+        return None  # (the space is the one character the splice drops)
+    plain = f"{kind}{occurred}{recorded}{prev_hash}"
+    if '"' in plain or "\\" in plain:
         return None
-    if occurred[10:11] != " " or recorded[10:11] != " ":  # the one character the splice drops
-        return None
-    body = _SPLICED % (
-        actor.encode(),
-        data.encode(),
-        number,
-        kind.encode(),
-        occurred[:10].encode(),
-        occurred[11:].encode(),
-        prev_hash.encode(),
-        recorded[:10].encode(),
-        recorded[11:].encode(),
-        seq,
+    # One f-string encoded once: a byte template took eight encodes a row, which was a
+    # quarter of the hashing time over millions of entries.
+    body = (
+        f'{{"actor":{actor},"data":{data},"incident":{number},"kind":"{kind}",'
+        f'"occurred_at":"{occurred[:10]}T{occurred[11:]}+00:00","prev":"{prev_hash}",'
+        f'"recorded_at":"{recorded[:10]}T{recorded[11:]}+00:00","seq":{seq}}}'
     )
-    return hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _parsed_content_hash(number: int, row: StoredRow) -> str:

@@ -123,12 +123,20 @@ def driver_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]
     """The rows as the database driver's own tuples: SQLAlchemy's row objects cost more than
     reading them did, for millions of rows with no type to convert (all text and integers).
     The statement's only parameters are integers and constants, so they are written in."""
+    return list(streamed_driver_rows(conn, query))
+
+
+def streamed_driver_rows(conn: Connection, query: sa.Select[Any]) -> Iterator[tuple[Any, ...]]:
+    """driver_rows one at a time, as the driver steps through them."""
     sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     cursor = dbapi.cursor()
     try:
         cursor.execute(sql)
-        return list(cursor.fetchall())
+        # A few hundred at a time: the reading thread gives the interpreter lock up between
+        # batches, so the caller's hashing runs while the next rows are read.
+        while batch := cursor.fetchmany(256):
+            yield from batch
     finally:
         cursor.close()
