@@ -14,8 +14,6 @@ from rich.table import Table
 
 from orchestrator.cli.common import console, fail, opened_app, print_json, run
 from orchestrator.evidence import Verification, take_checkpoint, verify_archive, verify_store
-from orchestrator.evidence_export import export_archive
-from orchestrator.playbook.loader import document_template
 from orchestrator.report.checkpoints import public_hex, signing_key
 from orchestrator.settings import Settings
 
@@ -104,6 +102,11 @@ def export(
 ) -> None:
     """Write the SPEC §5 evidence archive for a period, with its verification result."""
     period = (_utc(start), _utc(end))
+
+    # Imported here: the archive writer and the template loader (jinja2, YAML) are a good part
+    # of start-up, which every other command would pay.
+    from orchestrator.evidence_export import export_archive  # noqa: PLC0415
+    from orchestrator.playbook.loader import document_template  # noqa: PLC0415
 
     async def go() -> None:
         async with opened_app(ctx) as app:
