@@ -19,6 +19,7 @@ from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
 from orchestrator.ingest.slack import SlackResponder
 from orchestrator.ingest.slack_socket import SlackSocketMode
+from orchestrator.reload import Reload, reload_playbooks
 from orchestrator.report.checkpoints import signing_key
 from orchestrator.scheduler import EscalationAuditor, TimerService
 from orchestrator.store.protocols import DeadLetter
@@ -234,16 +235,38 @@ async def _until_stop_or_failure(stop: asyncio.Event, tasks: list[asyncio.Task[N
             raise RuntimeError(f"{task.get_name()} failed") from task.exception()
 
 
-def install_signal_handlers(stop: asyncio.Event) -> None:
+def install_signal_handlers(stop: asyncio.Event, reload: Callable[[], None] | None = None) -> None:
+    """SIGTERM and SIGINT stop the service gracefully; SIGHUP reloads its playbooks."""
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
+    if reload is not None:
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, reload)
+
+
+def reload_on_signal(app: App) -> Callable[[], None]:
+    """What SIGHUP does: a reload in the background, one at a time (a second signal while one
+    runs waits for it), failures logged, never raised into the service."""
+    running: set[asyncio.Task[Reload]] = set()
+    lock = asyncio.Lock()
+
+    async def once() -> Reload:
+        async with lock:
+            return await reload_playbooks(app)
+
+    def start() -> None:
+        task = asyncio.get_running_loop().create_task(once(), name="playbook-reload")
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return start
 
 
 async def run_service(app: App, *, on_ready: Callable[[], None] | None = None) -> None:
     stop = asyncio.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, reload_on_signal(app))
     service = Service(app)
     settle_after_startup()
     await service.run(stop, on_ready=on_ready)
