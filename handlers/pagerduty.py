@@ -31,6 +31,9 @@ class PagerDutyService:
     schedule: str | None = None  # or whose on-call rotation to look up instead of a policy
 
 
+ROUTING_KEY_LENGTH = 32  # an Events API v2 integration key
+
+
 class OnCallLookupError(RuntimeError):
     """Who is on call could not be found out; the message says why."""
 
@@ -173,6 +176,33 @@ class PagerDutyHandler:
             clients.append(self._rest)
         for client in clients:
             await asyncio.to_thread(client.close)
+
+    async def check(self) -> list[tuple[bool, str]]:
+        """The configuration, tested for `orchestrator config check`. Routing keys are checked
+        for form only: the Events API has no way to test one without paging somebody."""
+        found: list[tuple[bool, str]] = []
+        for name, service in sorted(self.services.items()):
+            size = len(service.routing_key)
+            if size != ROUTING_KEY_LENGTH:
+                found.append(
+                    (False, f"PagerDuty {name}: the routing key has {size} characters, not 32")
+                )
+            else:
+                found.append((True, f"PagerDuty {name}: routing key well-formed (not sent)"))
+        rest = self._rest
+        if rest is None:
+            found.append((True, "PagerDuty REST API: no token (no on-call lookups, no escalation)"))
+            return found
+        looked_up = {s.escalation_policy for s in self.services.values() if s.escalation_policy}
+        paths = [f"escalation_policies/{policy}" for policy in sorted(looked_up)] or ["users"]
+        for path in paths:
+            try:
+                await self._call(path, functools.partial(rest.rget, path))
+            except _FailureError as err:
+                found.append((False, f"PagerDuty REST {path}: {err.result.detail}"))
+            else:
+                found.append((True, f"PagerDuty REST {path}: found, the token is accepted"))
+        return found
 
     async def _call(self, what: str, call: Callable[[], T]) -> T:
         try:

@@ -82,6 +82,15 @@ class SlackHandler:
             return err.result()
         return ActionResult.failure(f"the Slack handler does not deliver {action.name}")
 
+    async def check(self) -> list[tuple[bool, str]]:
+        """The connection, tested for `orchestrator config check`: auth.test with the token."""
+        self._open_session()
+        try:
+            answer = await call("auth.test", self._client.auth_test())
+        except SlackCallError as err:
+            return [(False, f"Slack at {self._client.base_url}: {err}")]
+        return [(True, f"Slack: signed in to {answer.get('team')} as {answer.get('user')}")]
+
     async def close(self) -> None:
         session = self._client.session
         self._client.session = None

@@ -168,3 +168,27 @@ class Settings(BaseSettings):
         credentials, _, host = rest.rpartition("@")
         user = credentials.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}" if ":" in credentials else self.database_url
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, what it is) for every setting, from the model itself: the table in
+    docs/operations.md is this, so the two cannot drift apart. Secrets say so and show no
+    default."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    rows = []
+    for name, field in Settings.model_fields.items():
+        secret = "SecretStr" in str(field.annotation)
+        default = field.get_default(call_default_factory=True)
+        shown = "(secret)" if secret else _shown_default(default)
+        rows.append((f"{prefix}{name.upper()}", shown, field.description or ""))
+    return rows
+
+
+def _shown_default(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value in ({}, ""):
+        return "empty"
+    return str(value)

@@ -12,6 +12,7 @@ from orchestrator import __version__
 from orchestrator.cli.action_items import actions
 from orchestrator.cli.alerts import alerts
 from orchestrator.cli.common import Options
+from orchestrator.cli.config import config
 from orchestrator.cli.drill import drill
 from orchestrator.cli.evidence import evidence
 from orchestrator.cli.feed import ingest, run_job
@@ -82,6 +83,7 @@ app.add_typer(actions, name="actions")
 app.add_typer(deadletters, name="deadletters")
 app.add_typer(evidence, name="evidence")
 app.add_typer(drill, name="drill")
+app.add_typer(config, name="config")
 
 
 def main() -> None:

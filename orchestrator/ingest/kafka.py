@@ -227,3 +227,26 @@ class KafkaEventPublisher:
         if self._connected:
             await self._broker.stop()
             self._connected = False
+
+
+async def kafka_problems(bootstrap: str, topics: Sequence[str], wait: float = 5.0) -> list[str]:
+    """What `orchestrator config check` finds wrong with the broker: unreachable, or a topic
+    the settings name that it does not have. An empty list when all is well."""
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415 - only this check needs a bare client
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(wait * 1000),
+        connections_max_idle_ms=int(wait * 2000),
+    )
+    try:
+        async with asyncio.timeout(wait):
+            await consumer.start()
+            known = await consumer.topics()
+    except (KafkaError, TimeoutError, OSError) as err:
+        return [f"no Kafka broker answers at {bootstrap} ({type(err).__name__})"]
+    finally:
+        await consumer.stop()
+    return [
+        f"topic {topic!r} does not exist on {bootstrap}" for topic in topics if topic not in known
+    ]

@@ -154,3 +154,21 @@ def migrate(engine: Engine) -> None:
         with writer.begin():
             if not is_current(writer):
                 upgrade(writer)
+
+
+def schema_revision(url: str) -> str | None:
+    """The migration a database is at, read without migrating it (None: not set up yet), for
+    `orchestrator config check`. Raises SQLAlchemy's OperationalError when it cannot connect.
+    A SQLite file that does not exist yet is not created (the first run creates it)."""
+    parsed = sync_url(url)
+    on_disk = parsed.get_backend_name() == "sqlite" and not is_memory_sqlite(url)
+    if on_disk and not Path(parsed.database or "").exists():
+        return None
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()

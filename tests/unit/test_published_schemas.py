@@ -72,3 +72,14 @@ def test_every_shipped_drill_scenario_validates_against_the_schema() -> None:
         document = _as_json(YAML(typ="safe").load(path.read_text()))
         errors = [error.message for error in validator.iter_errors(document)]
         assert errors == [], f"{path.name}: {errors}"
+
+
+def test_the_settings_table_in_operations_md_is_current() -> None:
+    from orchestrator.cli.config import markdown_table  # noqa: PLC0415
+    from orchestrator.settings import settings_table  # noqa: PLC0415
+
+    page = (ROOT / "docs" / "operations.md").read_text()
+    committed = page.split("<!-- settings:begin -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
+    assert committed == markdown_table(settings_table()), (
+        "regenerate the table in docs/operations.md: orchestrator config settings --markdown"
+    )
