@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -131,6 +132,9 @@ class Settings(BaseSettings):
     vendor_ca_file: Path | None = Field(
         None, description="PEM bundle to trust for Slack/PagerDuty HTTPS (a proxy's CA)"
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="the service's logs: text, or json (one object a line, trace ids)"
+    )
 
     @field_validator("http_token")
     @classmethod
@@ -159,6 +163,19 @@ class Settings(BaseSettings):
         if not topics:
             raise ValueError("ORCH_KAFKA_TOPICS: name at least one topic")
         return topics
+
+    def secret_values(self) -> list[str]:
+        """Every secret the settings hold, in clear, for the log filter that masks them."""
+        found = [
+            value.get_secret_value()
+            for value in self.__dict__.values()
+            if isinstance(value, SecretStr)
+        ]
+        found += [s.routing_key.get_secret_value() for s in self.pagerduty_services.values()]
+        credentials = self.database_url.partition("://")[2].rpartition("@")[0]
+        if ":" in credentials:
+            found.append(credentials.split(":", 1)[1])
+        return [value for value in found if value]
 
     def safe_database_url(self) -> str:
         """The URL with any password masked, for messages and logs."""

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
-from orchestrator.cli.common import console, opened_app, run
+from orchestrator.cli.common import console, opened_app, run, valid_settings
 
 
 def serve_forever(ctx: typer.Context) -> None:
     # The service's intake (Kafka, Slack, PagerDuty clients) is imported only to serve: the
     # other commands start in about half the time without it.
+    from orchestrator.logs import configure_logging  # noqa: PLC0415
     from orchestrator.service import run_service  # noqa: PLC0415
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = valid_settings(ctx, with_kafka_topics=True)
+    configure_logging(json=settings.log_format == "json", secrets=settings.secret_values())
 
     async def go() -> None:
         async with opened_app(ctx, out=_print_line) as app:
