@@ -14,6 +14,7 @@ from orchestrator.actions import ActionHandler
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.dispatcher import Dispatcher
 from orchestrator.incident.policy import PolicyDefaults
+from orchestrator.instruments import Instruments
 from orchestrator.lifecycle import PUBLISH_EVENT, REFRESH_SUMMARY
 from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.actions import ACTION_NAMES
@@ -178,6 +179,7 @@ async def build_app(
     clock: Clock | None = None,
     handlers: Iterable[ActionHandler] | None = None,
     out: Callable[[str], None] | None = None,
+    instruments: Instruments | None = None,
 ) -> App:
     """Raises PlaybookLoadError before touching the database: a bad playbook set never runs."""
     clock = clock or SystemClock()
@@ -192,7 +194,7 @@ async def build_app(
     playbooks = load_playbooks(settings.playbooks_dir, known_actions=frozenset(routes))
     store = SqlStore(settings.database_url)
     await store.open()
-    dispatcher = Dispatcher(store, routes, clock)
+    dispatcher = Dispatcher(store, routes, clock, instruments=instruments)
     pipeline = Pipeline(
         store,
         playbooks,
@@ -201,5 +203,6 @@ async def build_app(
         publish_events=publish_events,
         refresh_slack_summary=REFRESH_SUMMARY in routes,
         policy_defaults=policy_defaults(settings),
+        instruments=instruments,
     )
     return App(settings, clock, store, playbooks, pipeline, dispatcher, routes)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from orchestrator.actions import Action, ActionHandler, ActionResult
 from orchestrator.clock import Clock
 from orchestrator.incident.model import Actor, ActorKind
+from orchestrator.instruments import Instruments
 from orchestrator.store.protocols import OutboxItem, Store
 from orchestrator.timeline import EntryDraft, Kind
 
@@ -50,8 +51,10 @@ class Dispatcher:
         lease: dt.timedelta = dt.timedelta(minutes=2),
         batch: int = 50,
         drill_id: str | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
         self.store = store
+        self.instruments = instruments or Instruments.of()
         self.drill_id = drill_id  # a drill runner's dispatcher delivers that drill's only
         self.handlers = dict(handlers)
         self.clock = clock
@@ -123,6 +126,8 @@ class Dispatcher:
                 Kind.ACTION_FAILED, actor, now, {**base, "error": result.detail, "final": reason}
             )
         await self.store.finish_action(action.key, result, now, retry_at, [entry])
+        outcome = "delivered" if result.ok else "retrying" if retry_at is not None else "failed"
+        self.instruments.deliveries.add(1, {"action": action.name, "outcome": outcome})
 
     def _throttled(self, item: OutboxItem, result: ActionResult, now: dt.datetime) -> bool:
         return result.retry_after is not None and now - item.created_at < self.policy.max_throttled

@@ -30,6 +30,7 @@ class Outcome:
     playbook: str | None = None
     incident_number: int | None = None
     actions: int = 0
+    severity: str | None = None  # of the incident it opened
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from orchestrator.incident.model import Actor, ActorKind, Incident
 from orchestrator.incident.policy import PolicyDefaults
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
+from orchestrator.instruments import Instruments
 from orchestrator.intake_results import IncidentNotFoundError, IngestReport, Outcome, Payload
 from orchestrator.lifecycle import lifecycle_events, show_escalation
 from orchestrator.playbook.model import Playbook
@@ -58,6 +59,7 @@ class Pipeline:
         publish_events: bool = False,
         refresh_slack_summary: bool = False,
         policy_defaults: PolicyDefaults | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
         self.store = store
         self.playbooks = playbooks
@@ -70,6 +72,7 @@ class Pipeline:
         self.publish_events = publish_events
         self.refresh_slack_summary = refresh_slack_summary
         self._on_commit = on_commit or (lambda: None)
+        self.instruments = instruments or Instruments.of()
 
     async def ingest_bytes(
         self,
@@ -123,6 +126,7 @@ class Pipeline:
             except ConcurrentUpdateError:
                 continue
             self._on_commit()
+            self.instruments.count_intake(reports)
             return reports
         raise ConcurrentUpdateError("a batch kept conflicting with another writer, gave up")
 
@@ -196,8 +200,9 @@ class Pipeline:
                 defaults=self.policy_defaults,
             )
             self._persist(tx, decision, now, new=True)
+            severity = decision.incident.severity.value
             return Outcome(
-                alert.id, Disposition.OPENED, playbook.name, number, len(decision.actions)
+                alert.id, Disposition.OPENED, playbook.name, number, len(decision.actions), severity
             )
         assert latest is not None
         decision = decide(latest, AlertReceived(alert), playbook, now)

@@ -23,13 +23,17 @@ from orchestrator.reload import Reload, reload_playbooks
 from orchestrator.report.checkpoints import signing_key
 from orchestrator.scheduler import EscalationAuditor, TimerService
 from orchestrator.store.protocols import DeadLetter
+from orchestrator.telemetry import ServiceTelemetry
 
 log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, telemetry: ServiceTelemetry | None = None) -> None:
         self.app = app
+        self.telemetry = telemetry
+        meter = telemetry.meter() if telemetry is not None else None
+        self.instruments = app.pipeline.instruments
         settings = app.settings
         self.kafka: KafkaIntake | None = None
         if settings.kafka_bootstrap:
@@ -42,7 +46,7 @@ class Service:
                     dlq_suffix=settings.kafka_dlq_suffix,
                 ),
             )
-        self.timers = TimerService(app.store, app.pipeline, app.clock)
+        self.timers = TimerService(app.store, app.pipeline, app.clock, meter=meter)
         # Read now: a malformed key stops the service at start, not at the first checkpoint.
         self.checkpoint_key = (
             signing_key(settings.evidence_signing_key.get_secret_value())
@@ -50,7 +54,10 @@ class Service:
             else None
         )
         self.auditor = EscalationAuditor(
-            app.store, app.clock, dt.timedelta(seconds=settings.timer_overdue_threshold_seconds)
+            app.store,
+            app.clock,
+            dt.timedelta(seconds=settings.timer_overdue_threshold_seconds),
+            meter=meter,
         )
         self.started = False
         # People answering back: Slack (HTTP callbacks or Socket Mode) and PagerDuty webhooks.
@@ -83,8 +90,11 @@ class Service:
         return PipelineSink(self.app.pipeline, on_accepted=deliver_now)
 
     async def record_dead_letter(self, letter: DeadLetter) -> int:
+        """What the HTTP intake could not even decode (the pipeline counts its own)."""
         async with self.app.store.transaction() as tx:
-            return await tx.record_dead_letter(letter)
+            letter_id = await tx.record_dead_letter(letter)
+        self.instruments.dead_letters.add(1, {"source": "unknown"})
+        return letter_id
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"started": self.started, "store": await self._store_answers()}
@@ -103,11 +113,22 @@ class Service:
 
     async def audit_forever(self, stop: asyncio.Event, every: float = 30.0) -> None:
         """Audits on its own schedule too, so a stuck scheduler is logged even when nobody
-        asks /readyz."""
+        asks /readyz; and measures the outbox's backlog."""
         while not stop.is_set():
             await self._timers_on_time()
+            await self.measure_outbox()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
+
+    async def measure_outbox(self) -> None:
+        try:
+            depth, oldest = await self.app.store.outbox_backlog()
+        except Exception:
+            log.exception("outbox backlog check failed")
+            return
+        age = (self.app.clock.now() - oldest).total_seconds() if oldest is not None else 0.0
+        self.instruments.outbox_depth.set(depth)
+        self.instruments.outbox_oldest_age.set(max(0.0, age))
 
     async def checkpoint_forever(self, stop: asyncio.Event) -> None:
         """Signs the chain heads every few minutes, so dropping the newest entries of any
@@ -177,6 +198,7 @@ class Service:
                 extra_routes=callback_routes(
                     settings, self.app.pipeline, self.app.store, self.app.clock, self.responder
                 ),
+                metrics=self.telemetry.registry if self.telemetry is not None else None,
             )
             tasks.append(
                 asyncio.create_task(
@@ -264,9 +286,14 @@ def reload_on_signal(app: App) -> Callable[[], None]:
     return start
 
 
-async def run_service(app: App, *, on_ready: Callable[[], None] | None = None) -> None:
+async def run_service(
+    app: App,
+    *,
+    on_ready: Callable[[], None] | None = None,
+    telemetry: ServiceTelemetry | None = None,
+) -> None:
     stop = asyncio.Event()
     install_signal_handlers(stop, reload_on_signal(app))
-    service = Service(app)
+    service = Service(app, telemetry)
     settle_after_startup()
     await service.run(stop, on_ready=on_ready)

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     vendor_ca_file: Path | None = Field(
         None, description="PEM bundle to trust for Slack/PagerDuty HTTPS (a proxy's CA)"
     )
+    otlp_metrics_url: str | None = Field(
+        None,
+        description="OTLP/HTTP metrics URL (http://collector:4318/v1/metrics) the service "
+        "pushes its metrics to every minute, besides serving /metrics",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="the service's logs: text, or json (one object a line, trace ids)"
     )

@@ -1,18 +1,29 @@
-"""Sending figures to an OpenTelemetry collector: the response metrics' histograms, pushed once
-over OTLP/HTTP by `orchestrator metrics --otlp URL`."""
+"""OpenTelemetry set-up: the service's meter provider (served on /metrics for Prometheus, and
+pushed over OTLP when configured), and the response metrics' histograms pushed once by
+`orchestrator metrics --otlp URL`. The instruments themselves are in instruments.py."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib.metadata import version
 
+from opentelemetry import metrics
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricExportResult,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry
 
+from orchestrator.instruments import SCOPE
 from orchestrator.report.histograms import DURATION_BUCKETS, PREFIX, record_histograms
 from orchestrator.report.metrics import IncidentMetrics
 
@@ -21,6 +32,38 @@ SERVICE_NAME = "incident-orchestrator"
 
 class ExportError(RuntimeError):
     pass
+
+
+@dataclass
+class ServiceTelemetry:
+    """The service's metrics: one provider, read by Prometheus through `registry` (/metrics)
+    and, with an OTLP URL, pushed every `interval` seconds."""
+
+    provider: MeterProvider
+    registry: CollectorRegistry
+
+    def meter(self) -> metrics.Meter:
+        return self.provider.get_meter(SCOPE)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def service_telemetry(otlp_url: str | None = None, interval: float = 60.0) -> ServiceTelemetry:
+    registry = CollectorRegistry()
+    readers: list[MetricReader] = [PrometheusMetricReader(registry=registry)]
+    if otlp_url:
+        readers.append(
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=otlp_url), export_interval_millis=interval * 1000
+            )
+        )
+    provider = MeterProvider(metric_readers=readers, resource=_resource())
+    return ServiceTelemetry(provider, registry)
+
+
+def _resource() -> Resource:
+    return Resource.create({"service.name": SERVICE_NAME, "service.version": version(SERVICE_NAME)})
 
 
 def push_histograms(
@@ -37,9 +80,7 @@ def push_histograms(
     reader = InMemoryMetricReader()
     provider = MeterProvider(
         metric_readers=[reader],
-        resource=Resource.create(
-            {"service.name": SERVICE_NAME, "service.version": version(SERVICE_NAME)}
-        ),
+        resource=_resource(),
         views=[
             View(
                 instrument_name=f"{PREFIX}*",

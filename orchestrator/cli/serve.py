@@ -15,6 +15,13 @@ def serve_forever(ctx: typer.Context) -> None:
 
     settings = valid_settings(ctx, with_kafka_topics=True)
     configure_logging(json=settings.log_format == "json", secrets=settings.secret_values())
+    from opentelemetry import metrics  # noqa: PLC0415
+
+    from orchestrator.telemetry import service_telemetry  # noqa: PLC0415
+
+    # Installed before anything is built: every component records through the global meter.
+    telemetry = service_telemetry(settings.otlp_metrics_url)
+    metrics.set_meter_provider(telemetry.provider)
 
     async def go() -> None:
         async with opened_app(ctx, out=_print_line) as app:
@@ -40,16 +47,19 @@ def serve_forever(ctx: typer.Context) -> None:
                     auth = "bearer token" if settings.http_token else "no auth"
                     console.print(
                         f"http:      http://{settings.http_host}:{settings.http_port}"
-                        f"/api/v1/alerts ({auth}); /healthz, /readyz",
+                        f"/api/v1/alerts ({auth}); /healthz, /readyz, /metrics",
                         highlight=False,
                     )
                 mode = "[bold yellow]DRY-RUN[/]" if settings.dry_run else "live"
                 console.print(f"actions:   {mode}.  Stop with Ctrl-C or SIGTERM.")
 
-            await run_service(app, on_ready=ready)
+            await run_service(app, on_ready=ready, telemetry=telemetry)
         console.print("stopped cleanly")
 
-    run(go())
+    try:
+        run(go())
+    finally:
+        telemetry.shutdown()  # the last OTLP push
 
 
 def _print_line(line: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any, Protocol
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -297,6 +298,7 @@ def create_intake_app(
     max_body: int = MAX_PAYLOAD_BYTES,
     readiness: Callable[[], Awaitable[dict[str, bool]]] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    metrics: CollectorRegistry | None = None,
 ) -> Starlette:
     """The intake's ASGI app. `token` set means every alerts route needs `Bearer <token>`;
     the health routes stay open for probes."""
@@ -314,8 +316,18 @@ def create_intake_app(
         Route("/healthz", intake.healthz, methods=["GET"]),
         Route("/readyz", intake.readyz, methods=["GET"]),
     ]
+    if metrics is not None:
+        # Open like the health routes: what a Prometheus scrape reads holds no secret.
+        routes.append(Route("/metrics", _scrape(metrics), methods=["GET"]))
     # Slack and PagerDuty call back on the same port; they verify their own signatures.
     return Starlette(routes=[*routes, *extra_routes])
+
+
+def _scrape(registry: CollectorRegistry) -> Callable[[Request], Awaitable[Response]]:
+    async def scrape(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return scrape
 
 
 class _Server(uvicorn.Server):

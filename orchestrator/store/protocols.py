@@ -275,6 +275,10 @@ class Store(Protocol):
         oldest due time."""
         ...
 
+    async def outbox_backlog(self) -> tuple[int, dt.datetime | None]:
+        """How many real actions wait to be delivered, and the oldest one's creation time."""
+        ...
+
     async def next_timer_due(self, drill_id: str | None = None) -> dt.datetime | None:
         """When the earliest pending timer (of the drill, or real) is due; None when none is."""
         ...

@@ -329,6 +329,14 @@ class SqlStore(EvidenceQueries, PostmortemQueries, FoldQueries, DrillQueries):
         ((count, oldest),) = await self._run(lambda conn: conn.execute(query).all(), write=False)
         return int(count), oldest
 
+    async def outbox_backlog(self) -> tuple[int, dt.datetime | None]:
+        """How many real (not drill) actions wait in the outbox, and since when the oldest."""
+        query = sa.select(
+            sa.func.count(), sa.func.min(outbox.c.created_at, type_=UtcDateTime)
+        ).where(outbox.c.status == OutboxStatus.PENDING.value, of_drill(outbox, None))
+        ((count, oldest),) = await self._run(lambda conn: conn.execute(query).all(), write=False)
+        return int(count), oldest
+
     async def list_timers(self, incident_number: int | None = None) -> list[Timer]:
         query = sa.select(timers).order_by(timers.c.due_at, timers.c.key)
         if incident_number is not None:

@@ -1,0 +1,72 @@
+"""The service's own metrics, as OpenTelemetry instruments: what came in and what became of
+it, what went out, and how far behind the outbox is. Every name is here. Components take an
+Instruments; by default they record through the global meter, which does nothing until the
+process installs a MeterProvider (the service does: /metrics and OTLP, telemetry.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry import metrics
+
+from orchestrator.intake_results import IngestReport
+from orchestrator.store.protocols import Disposition
+
+SCOPE = "orchestrator"
+
+
+@dataclass(frozen=True)
+class Instruments:
+    alerts: metrics.Counter  # by source and disposition
+    dead_letters: metrics.Counter  # by intake (kafka, http, cli, …)
+    incidents_opened: metrics.Counter  # by severity and playbook
+    deliveries: metrics.Counter  # by action and outcome (delivered, retrying, failed)
+    outbox_depth: metrics._Gauge  # the API exports the synchronous gauge under this name
+    outbox_oldest_age: metrics._Gauge
+
+    @classmethod
+    def of(cls, meter: metrics.Meter | None = None) -> Instruments:
+        meter = meter or metrics.get_meter(SCOPE)
+        return cls(
+            alerts=meter.create_counter(
+                "orchestrator.alerts", unit="{alert}", description="Alerts in, by disposition"
+            ),
+            dead_letters=meter.create_counter(
+                "orchestrator.dead_letters",
+                unit="{payload}",
+                description="Payloads that could not be read, kept with their raw bytes",
+            ),
+            incidents_opened=meter.create_counter(
+                "orchestrator.incidents.opened", unit="{incident}", description="Incidents opened"
+            ),
+            deliveries=meter.create_counter(
+                "orchestrator.actions.deliveries",
+                unit="{attempt}",
+                description="Action delivery attempts, by outcome",
+            ),
+            outbox_depth=meter.create_gauge(
+                "orchestrator.outbox.depth",
+                unit="{action}",
+                description="Actions waiting in the outbox (drills not counted)",
+            ),
+            outbox_oldest_age=meter.create_gauge(
+                "orchestrator.outbox.oldest_age",
+                unit="s",
+                description="How long the oldest waiting action has waited (0 when none)",
+            ),
+        )
+
+    def count_intake(self, reports: list[IngestReport]) -> None:
+        """A committed batch's alerts, dead letters and new incidents."""
+        for report in reports:
+            source = report.format.value if report.format is not None else "unknown"
+            if report.error is not None:
+                self.dead_letters.add(1, {"source": source})
+            for outcome in report.outcomes:
+                self.alerts.add(1, {"source": source, "disposition": outcome.disposition.value})
+                if outcome.disposition is Disposition.OPENED:
+                    attributes = {
+                        "severity": outcome.severity or "",
+                        "playbook": outcome.playbook or "",
+                    }
+                    self.incidents_opened.add(1, attributes)
