@@ -100,6 +100,7 @@ class Service:
         checks = {"started": self.started, "store": await self._store_answers()}
         if checks["store"]:
             checks["timers"] = await self._timers_on_time()
+            checks["outbox"] = await self.measure_outbox()
         if self.kafka is not None:
             checks["kafka"] = self.started
         return checks
@@ -120,15 +121,28 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
 
-    async def measure_outbox(self) -> None:
+    async def measure_outbox(self) -> bool:
+        """Records the outbox's backlog; False when an action has waited past the threshold
+        (deliveries are stuck: a vendor outage, a dead dispatcher), which /readyz reports."""
         try:
             depth, oldest = await self.app.store.outbox_backlog()
         except Exception:
             log.exception("outbox backlog check failed")
-            return
+            return False
         age = (self.app.clock.now() - oldest).total_seconds() if oldest is not None else 0.0
         self.instruments.outbox_depth.set(depth)
         self.instruments.outbox_oldest_age.set(max(0.0, age))
+        threshold = self.app.settings.outbox_backlog_threshold_seconds
+        if age > threshold:
+            log.warning(
+                "outbox: %d action(s) waiting, the oldest for %.0f s (over %.0f s): are the "
+                "vendors reachable and the dispatcher running?",
+                depth,
+                age,
+                threshold,
+            )
+            return False
+        return True
 
     async def checkpoint_forever(self, stop: asyncio.Event) -> None:
         """Signs the chain heads every few minutes, so dropping the newest entries of any

@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         gt=0,
         description="timers overdue longer than this make /readyz report the timers check failed",
     )
+    outbox_backlog_threshold_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="an action waiting longer than this (a vendor outage, say) makes /readyz "
+        "report the outbox check failed",
+    )
     evidence_signing_key: SecretStr | None = Field(
         None,
         description="Ed25519 private key (PEM, or the 32-byte seed in hex) that signs the "

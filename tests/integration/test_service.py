@@ -91,7 +91,12 @@ async def test_webhook_to_delivered_actions_then_a_clean_stop(tmp_path: Path) ->
             )
             assert accepted.status_code == 202, accepted.text
             ready_now = await client.get("/readyz")
-            assert ready_now.json()["checks"] == {"started": True, "store": True, "timers": True}
+            assert ready_now.json()["checks"] == {
+                "started": True,
+                "store": True,
+                "timers": True,
+                "outbox": True,
+            }
         async with asyncio.timeout(10):
             while not recorder.delivered:  # noqa: ASYNC110 - the dispatcher runs in the service
                 await asyncio.sleep(0.05)
@@ -182,5 +187,22 @@ async def test_the_service_keeps_timestamp_folds_current(tmp_path: Path) -> None
         await app.store.refresh_folds()
         ((stamps, _, _),) = await app.store.folded_timestamps(None, None)
         assert stamps == canonical_timestamps(await app.store.timeline(1))
+    finally:
+        await app.close()
+
+
+async def test_readiness_fails_while_actions_wait_too_long(tmp_path: Path) -> None:
+    clock = ManualClock(dt.datetime(2026, 3, 2, 18, 30, tzinfo=dt.UTC))
+    recorder = RecordingHandler(ACTION_NAMES)
+    settings = local_settings(tmp_path, outbox_backlog_threshold_seconds=600)
+    app = await build_app(settings, handlers=[recorder], clock=clock)
+    try:
+        service = Service(app)
+        await app.pipeline.ingest_bytes(db_alert(starts_at=clock.now()), "test")
+        assert (await service.readiness())["outbox"] is True  # just queued
+        clock.advance(dt.timedelta(minutes=11))  # nobody delivered them: the dispatcher is down
+        assert (await service.readiness())["outbox"] is False
+        await app.dispatcher.drain()
+        assert (await service.readiness())["outbox"] is True
     finally:
         await app.close()
