@@ -31,6 +31,7 @@ class Action:
     incident_number: int
     is_drill: bool = False
     drill_id: str | None = None  # delivered only by this drill's runner, never by the service
+    trace: str | None = None  # W3C traceparent of the work that decided it
     # Filled by the dispatcher at delivery, oldest first; never stored with the action.
     history: tuple[Delivered, ...] = ()
 

@@ -9,10 +9,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from opentelemetry.trace import StatusCode
+
 from orchestrator.actions import Action, ActionHandler, ActionResult
 from orchestrator.clock import Clock
 from orchestrator.incident.model import Actor, ActorKind
-from orchestrator.instruments import Instruments
+from orchestrator.instruments import SPAN_DELIVER, Instruments, parent
 from orchestrator.store.protocols import OutboxItem, Store
 from orchestrator.timeline import EntryDraft, Kind
 
@@ -95,6 +97,20 @@ class Dispatcher:
 
     async def _deliver(self, item: OutboxItem) -> None:
         action = item.action
+        attempts: dict[str, str | int] = {"action": action.name, "incident": action.incident_number}
+        # A child of the span that decided it: the alert's (or the command's) trace goes on.
+        with self.instruments.tracer.start_as_current_span(
+            SPAN_DELIVER, context=parent(action.trace), attributes=attempts
+        ) as span:
+            outcome = await self._attempt_and_record(item)
+            span.set_attribute("outcome", outcome)
+            if outcome != "delivered":
+                span.set_status(StatusCode.ERROR, outcome)
+        self.instruments.deliveries.add(1, {"action": action.name, "outcome": outcome})
+
+    async def _attempt_and_record(self, item: OutboxItem) -> str:
+        """One attempt, and its result recorded; returns delivered, retrying or failed."""
+        action = item.action
         attempt = item.attempts + 1
         history = await self.store.delivered_actions(action.incident_number)
         result = await self._attempt(dataclasses.replace(action, history=tuple(history)))
@@ -126,8 +142,7 @@ class Dispatcher:
                 Kind.ACTION_FAILED, actor, now, {**base, "error": result.detail, "final": reason}
             )
         await self.store.finish_action(action.key, result, now, retry_at, [entry])
-        outcome = "delivered" if result.ok else "retrying" if retry_at is not None else "failed"
-        self.instruments.deliveries.add(1, {"action": action.name, "outcome": outcome})
+        return "delivered" if result.ok else "retrying" if retry_at is not None else "failed"
 
     def _throttled(self, item: OutboxItem, result: ActionResult, now: dt.datetime) -> bool:
         return result.retry_after is not None and now - item.created_at < self.policy.max_throttled

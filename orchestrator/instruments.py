@@ -1,13 +1,15 @@
-"""The service's own metrics, as OpenTelemetry instruments: what came in and what became of
-it, what went out, and how far behind the outbox is. Every name is here. Components take an
-Instruments; by default they record through the global meter, which does nothing until the
-process installs a MeterProvider (the service does: /metrics and OTLP, telemetry.py)."""
+"""The service's own metrics and traces, as OpenTelemetry instruments: what came in and what
+became of it, what went out, how far behind the outbox is, and the spans of an alert's journey.
+Every name is here. Components take an Instruments; by default they record through the global
+meter and tracer, which do nothing until the process installs providers (telemetry.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from orchestrator.intake_results import IngestReport
 from orchestrator.store.protocols import Disposition
@@ -23,11 +25,15 @@ class Instruments:
     deliveries: metrics.Counter  # by action and outcome (delivered, retrying, failed)
     outbox_depth: metrics._Gauge  # the API exports the synchronous gauge under this name
     outbox_oldest_age: metrics._Gauge
+    tracer: trace.Tracer
 
     @classmethod
-    def of(cls, meter: metrics.Meter | None = None) -> Instruments:
+    def of(
+        cls, meter: metrics.Meter | None = None, tracer: trace.Tracer | None = None
+    ) -> Instruments:
         meter = meter or metrics.get_meter(SCOPE)
         return cls(
+            tracer=tracer or trace.get_tracer(SCOPE),
             alerts=meter.create_counter(
                 "orchestrator.alerts", unit="{alert}", description="Alerts in, by disposition"
             ),
@@ -70,3 +76,26 @@ class Instruments:
                         "playbook": outcome.playbook or "",
                     }
                     self.incidents_opened.add(1, attributes)
+
+
+# Span names, one per step of an alert's journey.
+SPAN_INGEST = "orchestrator.ingest"  # a batch of payloads recorded in one transaction
+SPAN_CHANGE = "orchestrator.change"  # a command (ack, note, Slack button …) on an incident
+SPAN_TIMER = "orchestrator.timer"  # a timer firing (escalation, ack timeout, reminder)
+SPAN_DELIVER = "orchestrator.deliver"  # one delivery attempt of an action
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def traceparent() -> str | None:
+    """The current span as a W3C traceparent, to store beside what it decided."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def parent(stored: str | None) -> Context | None:
+    """The context a stored traceparent names, for a span that continues its trace."""
+    if not stored:
+        return None
+    return _PROPAGATOR.extract({"traceparent": stored})

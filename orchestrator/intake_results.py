@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.ingest.alert import SourceFormat
-from orchestrator.store.protocols import Disposition
+from orchestrator.ingest.alert import Alert, SourceFormat
+from orchestrator.store.protocols import AlertRecord, Disposition
 
 
 class IncidentNotFoundError(LookupError):
@@ -43,3 +43,23 @@ class IngestReport:
     error: str | None = None
     dead_letter_id: int | None = None
     truncated: int = 0
+
+
+def alert_record(
+    alert: Alert,
+    disposition: Disposition,
+    playbook: str | None = None,
+    incident_number: int | None = None,
+) -> AlertRecord:
+    return AlertRecord(
+        alert_id=alert.id,
+        source=alert.source.value,
+        fingerprint=alert.fingerprint,
+        status=alert.status.value,
+        labels=dict(alert.labels),
+        starts_at=alert.starts_at,
+        received_at=alert.received_at,
+        disposition=disposition,
+        playbook=playbook,
+        incident_number=incident_number,
+    )

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.actions import Action
-from orchestrator.incident.model import Incident
+from orchestrator.incident.model import Actor, ActorKind, Incident
 from orchestrator.incident.steps import context_for, incident_facts
 from orchestrator.playbook.model import Playbook
 from orchestrator.store.protocols import SyncTransaction
@@ -133,3 +133,12 @@ def show_escalation(
         pending = tx.pending_timers(incident.number, TimerKind.ESCALATION.value)
         refresh = [with_next_escalation(action, next_escalation(pending)) for action in refresh]
     return actions + refresh
+
+
+def cancelled_timer_entry(timer: Timer, incident: Incident, now: dt.datetime) -> EntryDraft:
+    return EntryDraft(
+        Kind.TIMER_CANCELLED,
+        Actor(ActorKind.SYSTEM, "timers"),
+        now,
+        {"key": timer.key, "timer": timer.kind, "reason": f"incident {incident.status.value}"},
+    )

@@ -11,13 +11,26 @@ from orchestrator.clock import Clock
 from orchestrator.incident.engine import Decision, TransitionError, decide, open_incident
 from orchestrator.incident.events import AlertReceived, Event, TimerFired
 from orchestrator.incident.grouping import Route, group_key, route
-from orchestrator.incident.model import Actor, ActorKind, Incident
+from orchestrator.incident.model import Actor, Incident
 from orchestrator.incident.policy import PolicyDefaults
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
-from orchestrator.instruments import Instruments
-from orchestrator.intake_results import IncidentNotFoundError, IngestReport, Outcome, Payload
-from orchestrator.lifecycle import lifecycle_events, show_escalation
+from orchestrator.instruments import (
+    SPAN_CHANGE,
+    SPAN_INGEST,
+    SPAN_TIMER,
+    Instruments,
+    parent,
+    traceparent,
+)
+from orchestrator.intake_results import (
+    IncidentNotFoundError,
+    IngestReport,
+    Outcome,
+    Payload,
+    alert_record,
+)
+from orchestrator.lifecycle import cancelled_timer_entry, lifecycle_events, show_escalation
 from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.store.protocols import (
@@ -120,14 +133,16 @@ class Pipeline:
             tx.record_alerts(batch.records)
             return reports
 
-        for _ in range(MAX_CONFLICT_RETRIES):
-            try:
-                reports = await self.store.run(record)
-            except ConcurrentUpdateError:
-                continue
-            self._on_commit()
-            self.instruments.count_intake(reports)
-            return reports
+        attributes = {"payloads": len(payloads), "alerts": len(alert_ids)}
+        with self.instruments.tracer.start_as_current_span(SPAN_INGEST, attributes=attributes):
+            for _ in range(MAX_CONFLICT_RETRIES):
+                try:
+                    reports = await self.store.run(record)
+                except ConcurrentUpdateError:
+                    continue
+                self._on_commit()
+                self.instruments.count_intake(reports)
+                return reports
         raise ConcurrentUpdateError("a batch kept conflicting with another writer, gave up")
 
     def _own(self, normalized: Normalized) -> Normalized:
@@ -170,14 +185,14 @@ class Pipeline:
         batch.seen.add(alert.id)  # a resend later in the same batch is a duplicate too
         matched = self.playbooks.match(alert.labels)
         if not matched:
-            batch.records.append(_record(alert, Disposition.UNMATCHED))
+            batch.records.append(alert_record(alert, Disposition.UNMATCHED))
             return [Outcome(alert.id, Disposition.UNMATCHED)]
         outcomes = [self._route(tx, alert, playbook, now) for playbook in matched]
         # One row per alert: the first playbook's outcome is its disposition; later `continue`
         # matches are on their incidents' timelines.
         first = outcomes[0]
         batch.records.append(
-            _record(alert, first.disposition, first.playbook, first.incident_number)
+            alert_record(alert, first.disposition, first.playbook, first.incident_number)
         )
         return outcomes
 
@@ -236,8 +251,14 @@ class Pipeline:
                 incident = tx.get_incident_for_update(number)
                 if incident is None:
                     raise IncidentNotFoundError(f"no incident #{number}")
-                decision = decide(incident, event, self._playbook_for(incident), now)
-                self._persist(tx, decision, now, new=False)
+                # A command (a Slack button, the CLI) joins the incident's trace.
+                with self.instruments.tracer.start_as_current_span(
+                    SPAN_CHANGE,
+                    context=parent(incident.trace),
+                    attributes={"incident": number, "event": type(event).__name__},
+                ):
+                    decision = decide(incident, event, self._playbook_for(incident), now)
+                    self._persist(tx, decision, now, new=False)
                 decisions.append(decision)
             return decisions
 
@@ -284,8 +305,13 @@ class Pipeline:
         if incident is None:
             return None
         event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))
-        decision = decide(incident, event, self._playbook_for(incident), now)
-        self._persist(tx, decision, now, new=False)
+        with self.instruments.tracer.start_as_current_span(
+            SPAN_TIMER,
+            context=parent(timer.trace or incident.trace),
+            attributes={"incident": incident.number, "timer": timer.kind},
+        ):
+            decision = decide(incident, event, self._playbook_for(incident), now)
+            self._persist(tx, decision, now, new=False)
         return decision
 
     async def escalate(self, number: int, actor: Actor, reason: str = "") -> Decision:
@@ -330,7 +356,9 @@ class Pipeline:
         self, tx: SyncTransaction, decision: Decision, now: dt.datetime, *, new: bool
     ) -> None:
         incident = decision.incident
+        trace = traceparent()
         if new:
+            incident = dataclasses.replace(incident, trace=trace)
             tx.insert_incident(incident)
         else:
             incident = _next_revision(incident)
@@ -338,10 +366,13 @@ class Pipeline:
         entries = list(decision.entries)
         if decision.cancel_timer_kinds:
             cancelled = tx.cancel_timers(incident.number, decision.cancel_timer_kinds, now)
-            entries += [_cancelled_entry(timer, incident, now) for timer in cancelled]
-        timers = list(decision.timers)
-        if incident.drill_id is not None:
-            timers = [dataclasses.replace(t, drill_id=incident.drill_id) for t in timers]
+            entries += [cancelled_timer_entry(timer, incident, now) for timer in cancelled]
+        # Stamped on what the decision leaves for later: a drill's work stays the drill's, and
+        # a firing or a delivery continues this trace.
+        timers = [
+            dataclasses.replace(t, drill_id=incident.drill_id, trace=incident.trace or trace)
+            for t in decision.timers
+        ]
         tx.queue_timers(timers)
         tx.append_timeline(incident.number, entries, now)
         actions = list(decision.actions)
@@ -353,9 +384,8 @@ class Pipeline:
             actions = show_escalation(
                 tx, incident, decision.timers, playbook, entries, actions, now, new=new
             )
-        if incident.drill_id is not None:
-            actions = [dataclasses.replace(a, drill_id=incident.drill_id) for a in actions]
-        tx.queue_actions(actions, now)
+        stamped = [dataclasses.replace(a, drill_id=incident.drill_id, trace=trace) for a in actions]
+        tx.queue_actions(stamped, now)
 
 
 def bare_playbook(name: str) -> Playbook:
@@ -366,32 +396,3 @@ def bare_playbook(name: str) -> Playbook:
 
 def _next_revision(incident: Incident) -> Incident:
     return dataclasses.replace(incident, revision=incident.revision + 1)
-
-
-def _cancelled_entry(timer: Timer, incident: Incident, now: dt.datetime) -> EntryDraft:
-    return EntryDraft(
-        Kind.TIMER_CANCELLED,
-        Actor(ActorKind.SYSTEM, "timers"),
-        now,
-        {"key": timer.key, "timer": timer.kind, "reason": f"incident {incident.status.value}"},
-    )
-
-
-def _record(
-    alert: Alert,
-    disposition: Disposition,
-    playbook: str | None = None,
-    incident_number: int | None = None,
-) -> AlertRecord:
-    return AlertRecord(
-        alert_id=alert.id,
-        source=alert.source.value,
-        fingerprint=alert.fingerprint,
-        status=alert.status.value,
-        labels=dict(alert.labels),
-        starts_at=alert.starts_at,
-        received_at=alert.received_at,
-        disposition=disposition,
-        playbook=playbook,
-        incident_number=incident_number,
-    )

@@ -213,6 +213,7 @@ class Service:
                     settings, self.app.pipeline, self.app.store, self.app.clock, self.responder
                 ),
                 metrics=self.telemetry.registry if self.telemetry is not None else None,
+                tracer=self.instruments.tracer,
             )
             tasks.append(
                 asyncio.create_task(

@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         description="OTLP/HTTP metrics URL (http://collector:4318/v1/metrics) the service "
         "pushes its metrics to every minute, besides serving /metrics",
     )
+    otlp_traces_url: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL (http://collector:4318/v1/traces) the service "
+        "exports its spans to: each alert's journey, deliveries, timers, commands",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="the service's logs: text, or json (one object a line, trace ids)"
     )

@@ -11,6 +11,7 @@ from importlib.metadata import version
 
 from opentelemetry import metrics
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -21,6 +22,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CollectorRegistry
 
 from orchestrator.instruments import SCOPE
@@ -37,19 +40,25 @@ class ExportError(RuntimeError):
 @dataclass
 class ServiceTelemetry:
     """The service's metrics: one provider, read by Prometheus through `registry` (/metrics)
-    and, with an OTLP URL, pushed every `interval` seconds."""
+    and, with an OTLP URL, pushed every `interval` seconds; and its traces, exported over
+    OTLP when a traces URL is set."""
 
     provider: MeterProvider
     registry: CollectorRegistry
+    tracing: TracerProvider | None = None
 
     def meter(self) -> metrics.Meter:
         return self.provider.get_meter(SCOPE)
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+        if self.tracing is not None:
+            self.tracing.shutdown()  # the last spans exported
 
 
-def service_telemetry(otlp_url: str | None = None, interval: float = 60.0) -> ServiceTelemetry:
+def service_telemetry(
+    otlp_url: str | None = None, interval: float = 60.0, traces_url: str | None = None
+) -> ServiceTelemetry:
     registry = CollectorRegistry()
     readers: list[MetricReader] = [PrometheusMetricReader(registry=registry)]
     if otlp_url:
@@ -59,7 +68,11 @@ def service_telemetry(otlp_url: str | None = None, interval: float = 60.0) -> Se
             )
         )
     provider = MeterProvider(metric_readers=readers, resource=_resource())
-    return ServiceTelemetry(provider, registry)
+    tracing = None
+    if traces_url:
+        tracing = TracerProvider(resource=_resource())
+        tracing.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
+    return ServiceTelemetry(provider, registry, tracing)
 
 
 def _resource() -> Resource:

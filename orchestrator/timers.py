@@ -28,3 +28,4 @@ class Timer:
     payload: dict[str, int | str] = field(default_factory=dict)
     status: TimerStatus = TimerStatus.PENDING
     drill_id: str | None = None  # fired only by this drill's runner, never by the service
+    trace: str | None = None  # W3C traceparent of its incident

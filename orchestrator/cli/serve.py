@@ -15,13 +15,15 @@ def serve_forever(ctx: typer.Context) -> None:
 
     settings = valid_settings(ctx, with_kafka_topics=True)
     configure_logging(json=settings.log_format == "json", secrets=settings.secret_values())
-    from opentelemetry import metrics  # noqa: PLC0415
+    from opentelemetry import metrics, trace  # noqa: PLC0415
 
     from orchestrator.telemetry import service_telemetry  # noqa: PLC0415
 
     # Installed before anything is built: every component records through the global meter.
-    telemetry = service_telemetry(settings.otlp_metrics_url)
+    telemetry = service_telemetry(settings.otlp_metrics_url, traces_url=settings.otlp_traces_url)
     metrics.set_meter_provider(telemetry.provider)
+    if telemetry.tracing is not None:
+        trace.set_tracer_provider(telemetry.tracing)
 
     async def go() -> None:
         async with opened_app(ctx, out=_print_line) as app:

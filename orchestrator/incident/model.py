@@ -127,3 +127,4 @@ class Incident:
     # The escalation policy taken when it triggered (incident.policy.EscalationPolicy as JSON).
     policy: dict[str, Any] | None = None
     drill_id: str | None = None  # the drill run it belongs to (is_drill is then True)
+    trace: str | None = None  # W3C traceparent of the alert that opened it

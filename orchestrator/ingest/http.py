@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any, Protocol
 
 import uvicorn
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -29,6 +31,7 @@ from orchestrator.ingest.normalize import (
     decode_payload,
     normalize,
 )
+from orchestrator.instruments import SCOPE, parent
 from orchestrator.pipeline import Pipeline
 from orchestrator.store.protocols import DeadLetter
 
@@ -169,7 +172,9 @@ class _Intake:
         token: str | None,
         max_body: int,
         readiness: Callable[[], Awaitable[dict[str, bool]]] | None,
+        tracer: trace.Tracer,
     ) -> None:
+        self.tracer = tracer
         self.sink = sink
         self.dead_letters = dead_letters
         self.clock = clock
@@ -220,7 +225,13 @@ class _Intake:
             fmt = forced
             if binary or media_type == CLOUDEVENTS_JSON:
                 fmt = SourceFormat.CLOUDEVENTS
-            return await self._ingest(raw, fmt, origin, headers, binary=binary)
+            # The sender's trace (a traceparent header) goes on through the alert's journey.
+            with self.tracer.start_as_current_span(
+                f"POST {request.url.path}",
+                context=parent(headers.get("traceparent")),
+                kind=SpanKind.SERVER,
+            ):
+                return await self._ingest(raw, fmt, origin, headers, binary=binary)
 
         return receive
 
@@ -299,6 +310,7 @@ def create_intake_app(
     readiness: Callable[[], Awaitable[dict[str, bool]]] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     metrics: CollectorRegistry | None = None,
+    tracer: trace.Tracer | None = None,
 ) -> Starlette:
     """The intake's ASGI app. `token` set means every alerts route needs `Bearer <token>`;
     the health routes stay open for probes."""
@@ -306,7 +318,9 @@ def create_intake_app(
         raise ValueError("token must not be empty; pass None to turn authentication off")
     if max_body <= 0:
         raise ValueError("max_body must be positive")
-    intake = _Intake(sink, dead_letters, clock, token, max_body, readiness)
+    intake = _Intake(
+        sink, dead_letters, clock, token, max_body, readiness, tracer or trace.get_tracer(SCOPE)
+    )
     routes = [Route(ALERTS_PATH, intake.receiver(None), methods=["POST"])]
     routes += [
         Route(f"{ALERTS_PATH}/{fmt.value}", intake.receiver(fmt), methods=["POST"])

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.message import StreamMessage
 
 from orchestrator.actions import Action, ActionResult
@@ -84,7 +85,13 @@ class KafkaIntake:
         self.pipeline = pipeline
         self.config = config
         self.broker = KafkaBroker(
-            config.bootstrap, client_id=config.client_id, graceful_timeout=30.0, logger=log
+            config.bootstrap,
+            client_id=config.client_id,
+            graceful_timeout=30.0,
+            logger=log,
+            # Consume spans continue the trace in a message's headers, and a webhook put on
+            # the topic carries its request's: the batch's pipeline span is their child.
+            middlewares=(KafkaTelemetryMiddleware(),),
         )
         self._failures = 0
         subscriber = self.broker.subscriber(
@@ -201,7 +208,12 @@ class KafkaEventPublisher:
         self, bootstrap: str, topic: str, client_id: str = "incident-orchestrator"
     ) -> None:
         self.topic = topic
-        self._broker = KafkaBroker(bootstrap, client_id=f"{client_id}-events", logger=log)
+        self._broker = KafkaBroker(
+            bootstrap,
+            client_id=f"{client_id}-events",
+            logger=log,
+            middlewares=(KafkaTelemetryMiddleware(),),
+        )
         self._connected = False
 
     @property

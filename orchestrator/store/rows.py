@@ -50,6 +50,7 @@ def incident_values(incident: Incident) -> dict[str, Any]:
         "commander": incident.commander,
         "policy": incident.policy,
         "drill_id": incident.drill_id,
+        "trace": incident.trace,
     }
 
 
@@ -65,6 +66,7 @@ FIXED_AT_DECLARATION = frozenset(
         "group_labels",
         "is_drill",
         "drill_id",
+        "trace",
         "policy",
     }
 )
@@ -106,6 +108,7 @@ def incident_from_row(row: Row) -> Incident:
         commander=row["commander"],
         policy=row["policy"],
         drill_id=row["drill_id"],
+        trace=row["trace"],
     )
 
 
@@ -198,6 +201,7 @@ def outbox_from_row(row: Row) -> OutboxItem:
             incident_number=row["incident_number"],
             is_drill=bool(row["is_drill"]),
             drill_id=row["drill_id"],
+            trace=row["trace"],
         ),
         status=OutboxStatus(row["status"]),
         attempts=row["attempts"],
@@ -217,6 +221,7 @@ def timer_values(timer: Timer) -> dict[str, Any]:
         "due_at": timer.due_at,
         "payload": dict(timer.payload),
         "drill_id": timer.drill_id,
+        "trace": timer.trace,
     }
 
 
@@ -229,4 +234,5 @@ def timer_from_row(row: Row) -> Timer:
         payload=dict(row["payload"]),
         status=TimerStatus(row["status"]),
         drill_id=row["drill_id"],
+        trace=row["trace"],
     )

@@ -123,6 +123,8 @@ incidents = sa.Table(
     sa.Column("policy", sa.JSON, nullable=True),  # its escalation policy, as it triggered
     # The drill run it belongs to; NULL for real incidents (see drill_runs).
     sa.Column("drill_id", sa.Text, nullable=True),
+    # The W3C traceparent of the alert that opened it: later work on it joins that trace.
+    sa.Column("trace", sa.String(64), nullable=True),
     sa.Index("ix_incidents_group_key_declared_at", "group_key", "declared_at"),
     sa.Index("ix_incidents_status", "status"),
     sa.Index("ix_incidents_drill_id", "drill_id"),
@@ -183,6 +185,7 @@ outbox = sa.Table(
     sa.Column("ordinal", sa.Integer, nullable=False, server_default="0"),
     # A drill's actions are delivered only by that drill's runner, through its sandbox.
     sa.Column("drill_id", sa.Text, nullable=True),
+    sa.Column("trace", sa.String(64), nullable=True),  # the delivery's span joins this trace
     sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
     sa.Index("ix_outbox_incident_number", "incident_number"),
     sa.Index("ix_outbox_incident_lane", "incident_number", "lane", "status"),
@@ -201,6 +204,7 @@ timers = sa.Table(
     sa.Column("fired_at", UtcDateTime, nullable=True),
     sa.Column("cancelled_at", UtcDateTime, nullable=True),
     sa.Column("drill_id", sa.Text, nullable=True),  # fired only by that drill's runner
+    sa.Column("trace", sa.String(64), nullable=True),  # the firing's span joins this trace
     sa.Index("ix_timers_status_due_at", "status", "due_at"),
     sa.Index("ix_timers_incident_number", "incident_number"),
 )

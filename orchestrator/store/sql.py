@@ -8,6 +8,7 @@ API, which forwards each call to the same synchronous code.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import functools
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -101,7 +102,10 @@ class SqlStore(EvidenceQueries, PostmortemQueries, FoldQueries, DrillQueries):
 
     async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        # In the caller's context (executors do not carry it over): the span a batch is
+        # recorded under is the current one inside its transaction too.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._executor, context.run, fn, *args)
 
     async def run(self, work: Callable[[SqlTransaction], T]) -> T:
         """Runs `work` in one write transaction in the worker thread: committed if it returns,

@@ -252,6 +252,7 @@ class SqlTransaction:
                 "incident_number": action.incident_number,
                 "is_drill": action.is_drill,
                 "drill_id": action.drill_id,
+                "trace": action.trace,
                 "status": OutboxStatus.PENDING.value,
                 "attempts": 0,
                 "created_at": now,
