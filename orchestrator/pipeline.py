@@ -257,7 +257,9 @@ class Pipeline:
                     context=parent(incident.trace),
                     attributes={"incident": number, "event": type(event).__name__},
                 ):
-                    decision = decide(incident, event, self._playbook_for(incident), now)
+                    decision = decide(
+                        incident, event, self.playbooks.get_or_bare(incident.playbook), now
+                    )
                     self._persist(tx, decision, now, new=False)
                 decisions.append(decision)
             return decisions
@@ -310,7 +312,7 @@ class Pipeline:
             context=parent(timer.trace or incident.trace),
             attributes={"incident": incident.number, "timer": timer.kind},
         ):
-            decision = decide(incident, event, self._playbook_for(incident), now)
+            decision = decide(incident, event, self.playbooks.get_or_bare(incident.playbook), now)
             self._persist(tx, decision, now, new=False)
         return decision
 
@@ -332,7 +334,7 @@ class Pipeline:
             timer = waiting[0]
             tx.mark_timer_fired(timer.key, now)
             event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))
-            decision = decide(incident, event, self._playbook_for(incident), now)
+            decision = decide(incident, event, self.playbooks.get_or_bare(incident.playbook), now)
             asked = EntryDraft(
                 Kind.ESCALATED,
                 actor,
@@ -347,18 +349,14 @@ class Pipeline:
         self._on_commit()
         return decision
 
-    def _playbook_for(self, incident: Incident) -> Playbook:
-        """The incident's playbook; if it was removed since, a bare one with no actions, so
-        responders can still acknowledge, resolve and annotate the incident."""
-        return self.playbooks.get(incident.playbook) or bare_playbook(incident.playbook)
-
     def _persist(
         self, tx: SyncTransaction, decision: Decision, now: dt.datetime, *, new: bool
     ) -> None:
         incident = decision.incident
         trace = traceparent()
         if new:
-            incident = dataclasses.replace(incident, trace=trace)
+            if trace is not None:
+                incident = dataclasses.replace(incident, trace=trace)
             tx.insert_incident(incident)
         else:
             incident = _next_revision(incident)
@@ -368,11 +366,15 @@ class Pipeline:
             cancelled = tx.cancel_timers(incident.number, decision.cancel_timer_kinds, now)
             entries += [cancelled_timer_entry(timer, incident, now) for timer in cancelled]
         # Stamped on what the decision leaves for later: a drill's work stays the drill's, and
-        # a firing or a delivery continues this trace.
-        timers = [
-            dataclasses.replace(t, drill_id=incident.drill_id, trace=incident.trace or trace)
-            for t in decision.timers
-        ]
+        # a firing or a delivery continues this trace. (Only when there is something to stamp:
+        # replacing every action and timer was a fifth of a restart's catch-up.)
+        stamp = incident.drill_id is not None or trace is not None or incident.trace is not None
+        timers = list(decision.timers)
+        if stamp:
+            origin = incident.trace or trace
+            timers = [
+                dataclasses.replace(t, drill_id=incident.drill_id, trace=origin) for t in timers
+            ]
         tx.queue_timers(timers)
         tx.append_timeline(incident.number, entries, now)
         actions = list(decision.actions)
@@ -380,18 +382,15 @@ class Pipeline:
             # In the decision's transaction: a rolled-back decision publishes nothing.
             actions += lifecycle_events(incident, entries, now)
         if self.refresh_slack_summary:
-            playbook = self._playbook_for(incident)
+            playbook = self.playbooks.get_or_bare(incident.playbook)
             actions = show_escalation(
                 tx, incident, decision.timers, playbook, entries, actions, now, new=new
             )
-        stamped = [dataclasses.replace(a, drill_id=incident.drill_id, trace=trace) for a in actions]
-        tx.queue_actions(stamped, now)
-
-
-def bare_playbook(name: str) -> Playbook:
-    return Playbook.model_validate(
-        {"name": name, "match": ['alertname=""'], "resolve": "manual", "title": ""}
-    )
+        if stamp:
+            actions = [
+                dataclasses.replace(a, drill_id=incident.drill_id, trace=trace) for a in actions
+            ]
+        tx.queue_actions(actions, now)
 
 
 def _next_revision(incident: Incident) -> Incident:

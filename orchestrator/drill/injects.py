@@ -23,7 +23,7 @@ from orchestrator.incident.events import Event, NoteAdded, SeverityChanged
 from orchestrator.incident.model import Actor, ActorKind, Incident
 from orchestrator.incident.steps import incident_facts
 from orchestrator.ingest.alert import SourceFormat
-from orchestrator.pipeline import Pipeline, bare_playbook
+from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.render import escape_mrkdwn
 from orchestrator.store.sql import SqlStore
 
@@ -126,9 +126,7 @@ class Injects:
             await self._post(incident, text, label)
 
     async def _post(self, incident: Incident, text: str, label: str) -> None:
-        playbook = self.pipeline.playbooks.get(incident.playbook) or bare_playbook(
-            incident.playbook
-        )
+        playbook = self.pipeline.playbooks.get_or_bare(incident.playbook)
         facts = incident_facts(incident, playbook, {"labels": dict(incident.group_labels)})
         action = Action(
             key=f"{incident.number}:{incident.cycle}:drill:{label}",

@@ -22,6 +22,11 @@ class PlaybookSet:
     def get(self, name: str) -> Playbook | None:
         return self._by_name.get(name)
 
+    def get_or_bare(self, name: str) -> Playbook:
+        """The playbook of an incident; if it was removed since, a bare one with no actions,
+        so responders can still acknowledge, resolve and annotate the incident."""
+        return self._by_name.get(name) or bare_playbook(name)
+
     def match(self, labels: Mapping[str, str]) -> list[Playbook]:
         """The first matching playbook, plus later ones while each match says `continue: true`."""
         selected: list[Playbook] = []
@@ -31,3 +36,9 @@ class PlaybookSet:
                 if not playbook.continue_:
                     break
         return selected
+
+
+def bare_playbook(name: str) -> Playbook:
+    return Playbook.model_validate(
+        {"name": name, "match": ['alertname=""'], "resolve": "manual", "title": ""}
+    )
