@@ -25,6 +25,7 @@ class Instruments:
     deliveries: metrics.Counter  # by action and outcome (delivered, retrying, failed)
     outbox_depth: metrics._Gauge  # the API exports the synchronous gauge under this name
     outbox_oldest_age: metrics._Gauge
+    consumer_lag: metrics._Gauge  # by topic and partition
     tracer: trace.Tracer
 
     @classmethod
@@ -54,6 +55,11 @@ class Instruments:
                 "orchestrator.outbox.depth",
                 unit="{action}",
                 description="Actions waiting in the outbox (drills not counted)",
+            ),
+            consumer_lag=meter.create_gauge(
+                "orchestrator.kafka.consumer_lag",
+                unit="{message}",
+                description="Alert messages waiting on a partition after the last batch read",
             ),
             outbox_oldest_age=meter.create_gauge(
                 "orchestrator.outbox.oldest_age",

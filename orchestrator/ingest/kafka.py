@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -107,6 +107,7 @@ class KafkaIntake:
             decoder=_keep_raw_bytes,
         )
         subscriber(self._on_batch)
+        self._subscriber = subscriber
 
     async def start(self) -> None:
         await self.broker.start()
@@ -129,6 +130,7 @@ class KafkaIntake:
                 ]
             )
             await self._publish_dead_letters(records, reports)
+            self._measure_lag(records)
         except Exception:
             # The store or the broker is unavailable: wait, then let the nack rewind the batch.
             # Backing off keeps a database outage from turning into a hot loop.
@@ -138,6 +140,22 @@ class KafkaIntake:
             await asyncio.sleep(delay)
             raise
         self._failures = 0
+
+    def _measure_lag(self, records: Sequence[ConsumerRecord]) -> None:
+        """How far behind each partition of the batch this consumer is, by the broker's high
+        watermark as of the fetch: messages waiting after the batch's last one."""
+        consumer = self._subscriber.consumer
+        if consumer is None:
+            return
+        last: dict[tuple[str, int], int] = {}
+        for record in records:
+            last[(record.topic, record.partition)] = record.offset
+        for (topic, partition), offset in last.items():
+            highwater = consumer.highwater(TopicPartition(topic, partition))
+            if highwater is not None:
+                lag = max(0, highwater - offset - 1)
+                attributes: dict[str, str | int] = {"topic": topic, "partition": partition}
+                self.pipeline.instruments.consumer_lag.set(lag, attributes)
 
     def _format(self, record: ConsumerRecord) -> SourceFormat | None:
         """The topic's configured format, else the one the HTTP intake saw, else detection."""

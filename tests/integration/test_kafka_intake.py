@@ -27,6 +27,7 @@ from orchestrator.ingest.kafka import (
     KafkaIntake,
 )
 from orchestrator.ingest.normalize import normalize
+from orchestrator.instruments import Instruments
 from orchestrator.pipeline import Pipeline
 from orchestrator.playbook.loader import load_playbooks
 from orchestrator.report.chains import verify_incident
@@ -361,3 +362,34 @@ async def test_a_rebalance_in_the_middle_of_a_batch_loses_and_doubles_nothing(
     assert numbers == list(range(1, len(numbers) + 1))
     for incident in await store.list_incidents():
         assert verify_incident(incident.number, await store.timeline(incident.number)) == []
+
+
+async def test_the_consumer_s_lag_is_measured_per_partition(
+    store: SqlStore, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    from otel import Metrics  # noqa: PLC0415 - the tests' own reader of instruments
+
+    metrics = Metrics()
+    values = [STREAM[i % len(STREAM)] for i in range(30)]
+    await produce(kafka_bootstrap, kafka_topic, values)
+    pipeline = Pipeline(
+        store,
+        load_playbooks(REPO / "playbooks"),
+        SystemClock(),
+        instruments=Instruments.of(metrics.meter),
+    )
+    config = KafkaConfig(kafka_bootstrap, {kafka_topic: None}, group_id=group(), max_records=4)
+    intake = KafkaIntake(pipeline, config)
+    await intake.start()
+    try:
+        await eventually(
+            lambda: _equals(committed_total(kafka_bootstrap, kafka_topic, config.group_id), 30),
+            "all thirty messages consumed",
+        )
+    finally:
+        await intake.stop()
+    points = metrics.points("orchestrator.kafka.consumer_lag")
+    assert points, "no lag was recorded"
+    assert {point.attributes["topic"] for point in points} == {kafka_topic}
+    # Caught up: nothing waits after the last batch of any partition it read.
+    assert all(point.value == 0 for point in points)
