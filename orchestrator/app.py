@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -194,7 +195,13 @@ async def build_app(
     playbooks = load_playbooks(settings.playbooks_dir, known_actions=frozenset(routes))
     store = SqlStore(settings.database_url)
     await store.open()
-    dispatcher = Dispatcher(store, routes, clock, instruments=instruments)
+    dispatcher = Dispatcher(
+        store,
+        routes,
+        clock,
+        instruments=instruments,
+        lease=dt.timedelta(seconds=settings.dispatch_lease_seconds),
+    )
     pipeline = Pipeline(
         store,
         playbooks,

@@ -46,7 +46,13 @@ class Service:
                     dlq_suffix=settings.kafka_dlq_suffix,
                 ),
             )
-        self.timers = TimerService(app.store, app.pipeline, app.clock, meter=meter)
+        self.timers = TimerService(
+            app.store,
+            app.pipeline,
+            app.clock,
+            meter=meter,
+            lease=dt.timedelta(seconds=settings.timer_lease_seconds),
+        )
         # Read now: a malformed key stops the service at start, not at the first checkpoint.
         self.checkpoint_key = (
             signing_key(settings.evidence_signing_key.get_secret_value())

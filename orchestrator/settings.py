@@ -118,6 +118,18 @@ class Settings(BaseSettings):
         gt=0,
         description="timers overdue longer than this make /readyz report the timers check failed",
     )
+    dispatch_lease_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="how long a replica holds an action it is delivering; one that died holding "
+        "it is delivered by another after this (longer than a vendor call can take)",
+    )
+    timer_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="how long a replica holds a due timer it is firing; a dead replica's are "
+        "fired by another after this",
+    )
     outbox_backlog_threshold_seconds: float = Field(
         600.0,
         gt=0,
