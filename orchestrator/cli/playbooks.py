@@ -128,3 +128,22 @@ def run_tests(ctx: typer.Context, folder: Folder = None, json: JsonFlag = False)
         raise fail("no playbook carries any test case")
     if failed:
         raise typer.Exit(1)
+
+
+@playbooks.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="where to put them (must not exist yet)")],
+) -> None:
+    """Copy the shipped playbooks, templates and drill scenarios into FOLDER, to adapt."""
+    import shutil  # noqa: PLC0415
+
+    from orchestrator.shipped import shipped_playbooks  # noqa: PLC0415
+
+    source = shipped_playbooks()
+    if source is None:
+        raise fail("the shipped playbooks are not installed with this copy of the orchestrator")
+    if folder.exists():
+        raise fail(f"{folder} exists already: name a new folder", 2)
+    shutil.copytree(source, folder)
+    count = len(list(folder.glob("*.yaml")))
+    console.print(f"{count} playbooks, their templates and drills copied to {folder}")
