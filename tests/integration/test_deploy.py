@@ -1,0 +1,110 @@
+"""The deployment files: the Helm chart linted and rendered by helm (built from its Go module
+by .ci/run) and every rendered manifest checked against the Kubernetes schemas; the compose
+file and the Dockerfile held to what docs/operations.md promises of them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "incident-orchestrator"
+KUBERNETES = "1.31"
+
+
+def helm() -> str:
+    found = os.environ.get("ORCH_HELM") or shutil.which("helm")
+    if found:
+        return found
+    if os.environ.get("ORCH_REQUIRE_SERVICES") == "1":
+        pytest.fail("helm is not on PATH (nor ORCH_HELM) but ORCH_REQUIRE_SERVICES=1 requires it")
+    pytest.skip("helm is not installed: .ci/run builds it from its Go module")
+
+
+def rendered(*args: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [helm(), "template", "orchestrator", str(CHART), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in YAML(typ="safe").load_all(result.stdout) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {doc["kind"]: doc for doc in docs}
+
+
+def test_the_chart_lints() -> None:
+    result = subprocess.run(
+        [helm(), "lint", "--strict", str(CHART)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("with_playbooks", [False, True], ids=["image-playbooks", "own-playbooks"])
+def test_every_rendered_manifest_is_valid_kubernetes(with_playbooks: bool) -> None:
+    args: list[str] = []
+    if with_playbooks:
+        playbook = REPO / "playbooks" / "20-database-unavailable.yaml"
+        template = REPO / "playbooks" / "templates" / "incident_summary.j2"
+        args = [
+            "--set-file",
+            f"playbooks.20-database-unavailable\\.yaml={playbook}",
+            "--set-file",
+            f"templates.incident_summary\\.j2={template}",
+        ]
+    docs = rendered(*args)
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    kinds = by_kind(docs)
+    assert set(kinds) == (
+        {"Deployment", "Service", "PodDisruptionBudget"}
+        | ({"ConfigMap"} if with_playbooks else set())
+    )
+    deployment = kinds["Deployment"]["spec"]
+    assert deployment["replicas"] == 3
+    pod = deployment["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {item["name"]: item for item in container["env"]}
+    assert env["ORCH_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "orchestrator-database",
+        "key": "url",
+    }
+    assert "value" not in env["ORCH_DATABASE_URL"]  # a secret is never written into the chart
+    assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    if with_playbooks:
+        assert env["ORCH_PLAYBOOKS_DIR"]["value"] == "/etc/orchestrator/playbooks"
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "playbooks"]
+        paths = sorted(item["path"] for item in volume["configMap"]["items"])
+        assert paths == ["20-database-unavailable.yaml", "templates/incident_summary.j2"]
+
+
+def test_compose_runs_the_whole_stack() -> None:
+    compose = YAML(typ="safe").load((REPO / "deploy" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"kafka", "postgres", "otel-collector", "orchestrator"}
+    orchestrator = services["orchestrator"]
+    assert orchestrator["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert orchestrator["environment"]["ORCH_OTLP_TRACES_URL"].endswith("/v1/traces")
+    assert (REPO / "deploy" / "otel-collector.yaml").is_file()
+
+
+def test_the_image_is_multi_stage_and_runs_as_nobody_in_particular() -> None:
+    lines = (REPO / "deploy" / "Dockerfile").read_text().splitlines()
+    assert sum(line.startswith("FROM ") for line in lines) == 2
+    (user,) = [line for line in lines if line.startswith("USER ")]
+    assert user != "USER root"
+    assert "USER 10001:10001" in lines
+    assert any(line.startswith("HEALTHCHECK") for line in lines)
