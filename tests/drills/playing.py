@@ -72,3 +72,32 @@ async def play(
         loaded = parse_scenario(scenario, "scenario.yaml", PLAYBOOKS / "drills")
     runner, sandbox = runner_for(store, loaded, live=live, clock=clock, poll=poll)
     return Played(await runner.play(), runner, sandbox)
+
+
+SMALL_HEADER = """
+id: small-drill
+title: Orders database down
+objectives:
+  - {id: respond, text: Someone acknowledges, controls: ["SOC2:CC7.4"]}
+roles:
+  facilitator: Dana
+  players: {primary: Ana, secondary: Ben}
+clock: {start: "2026-03-02T18:30:00Z"}
+safety: {slack_channels: ["#sre-drills"], pagerduty_services: [drill-sandbox]}
+injects:
+  - id: down
+    at: 0s
+    alert:
+      labels:
+        alertname: PostgresDown
+        env: prod
+        service: orders-db
+        cluster: eu-west-1
+        severity: critical
+"""
+
+
+def small_scenario(body: str = "", duration: str = "1h", injects: str = "") -> str:
+    """A scenario around one database alert: `injects` join the alert inject, `body` comes
+    after the duration (expected actions, script)."""
+    return SMALL_HEADER + injects + f"duration: {duration}\n" + body

@@ -10,7 +10,7 @@ from pathlib import Path
 from fakes.pagerduty import FakePagerDuty
 from fakes.server import serve
 from fakes.slack import BOT_TOKEN, FakeSlack
-from playing import PLAYBOOKS
+from playing import PLAYBOOKS, small_scenario
 
 from orchestrator.app import drill_handlers
 from orchestrator.clock import SystemClock
@@ -26,25 +26,11 @@ DATA_KEY = "R0UTINGKEYDATA000000000000000001"
 SANDBOX_KEY = "R0UTINGKEYSANDBOX000000000000001"
 PD_TOKEN = "fake-pagerduty-rest-token"
 BANNER = ":rotating_light: EXERCISE"
-SCENARIO = """
-id: live-failover
-title: Orders database down, live
-objectives: [{id: respond, text: Someone responds, controls: ["SOC2:CC7.4"]}]
-roles: {facilitator: Dana, players: {primary: Ana}}
-clock: {start: "2026-03-02T18:30:00Z"}
-duration: 16m
-safety: {slack_channels: ["#sre-drills"], pagerduty_services: [drill-sandbox]}
-injects:
-  - at: 0s
-    alert:
-      labels:
-        alertname: PostgresDown
-        env: prod
-        service: orders-db
-        cluster: eu-west-1
-        severity: critical
-  - {at: 1m, chat: {from: VP Engineering, text: "Are we failing over? <!channel>"}}
-"""
+# Past the playbook's 15-minute escalation to #incident-commanders, which the drill may not use.
+SCENARIO = small_scenario(
+    duration="16m",
+    injects='  - {at: 1m, chat: {from: VP Engineering, text: "Are we failing over? <!channel>"}}\n',
+)
 
 
 async def test_a_live_drill_touches_only_what_its_safety_block_allows(tmp_path: Path) -> None:

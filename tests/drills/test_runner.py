@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 
 from playing import play, runner_for
+from playing import small_scenario as scenario
 
 from orchestrator.clock import SystemClock
 from orchestrator.drill.clocks import ScaledClock
@@ -17,32 +18,6 @@ from orchestrator.report.metrics import incident_metrics
 from orchestrator.store.protocols import OutboxStatus
 from orchestrator.store.sql import SqlStore
 from orchestrator.timeline import Kind
-
-HEADER = """
-id: small-drill
-title: Orders database down
-objectives:
-  - {id: respond, text: Someone acknowledges, controls: ["SOC2:CC7.4"]}
-roles:
-  facilitator: Dana
-  players: {primary: Ana, secondary: Ben}
-clock: {start: "2026-03-02T18:30:00Z"}
-safety: {slack_channels: ["#sre-drills"], pagerduty_services: [drill-sandbox]}
-injects:
-  - id: down
-    at: 0s
-    alert:
-      labels:
-        alertname: PostgresDown
-        env: prod
-        service: orders-db
-        cluster: eu-west-1
-        severity: critical
-"""
-
-
-def scenario(body: str, duration: str = "1h", injects: str = "") -> str:
-    return HEADER + injects + f"duration: {duration}\n" + body
 
 
 async def test_a_missed_deadline_fires_its_contingency_injects(store: SqlStore) -> None:

@@ -4,12 +4,13 @@ dead letters, incidents opened, deliveries by outcome, the outbox's backlog, tim
 from __future__ import annotations
 
 import asyncio
-import json
+import datetime as dt
 import socket
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from samples import db_alert
 
 from handlers.recording import RecordingHandler
 from orchestrator.actions import ActionResult
@@ -21,16 +22,7 @@ from orchestrator.settings import Settings
 from orchestrator.telemetry import service_telemetry
 
 REPO = Path(__file__).resolve().parents[2]
-ALERT = {
-    "labels": {
-        "alertname": "PostgresDown",
-        "env": "prod",
-        "service": "orders-db",
-        "cluster": "eu-west-1",
-        "severity": "critical",
-    },
-    "annotations": {"summary": "orders-db is down"},
-}
+T0 = dt.datetime(2026, 3, 2, 18, 30, tzinfo=dt.UTC)
 
 
 def free_port() -> int:
@@ -78,7 +70,8 @@ async def test_metrics_are_scraped_from_the_service(tmp_path: Path) -> None:
         await asyncio.wait_for(ready.wait(), 10)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             headers = {"content-type": "application/json"}
-            sent = await http.post("/api/v1/alerts", content=json.dumps(ALERT), headers=headers)
+            alert = db_alert(starts_at=T0)
+            sent = await http.post("/api/v1/alerts", content=alert, headers=headers)
             assert sent.status_code == 202
             bad = await http.post("/api/v1/alerts", content=b"{not json", headers=headers)
             assert bad.status_code == 400  # dead-lettered, with its raw bytes
