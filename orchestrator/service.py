@@ -108,7 +108,7 @@ class Service:
             checks["timers"] = await self._timers_on_time()
             checks["outbox"] = await self.measure_outbox()
         if self.kafka is not None:
-            checks["kafka"] = self.started
+            checks["kafka"] = self.started and await self.kafka.reachable()
         return checks
 
     async def _timers_on_time(self) -> bool:

@@ -116,6 +116,13 @@ class KafkaIntake:
         """Finishes the batch in flight (up to the graceful timeout), then closes."""
         await self.broker.stop()
 
+    async def reachable(self, wait: float = 2.0) -> bool:
+        """Whether the broker answers now (a cluster description), for /readyz."""
+        try:
+            return await self.broker.ping(wait)
+        except Exception:  # not started, or stopping: not ready either way
+            return False
+
     async def _on_batch(self, body: Any, message: KafkaMessage) -> None:
         del body  # the records below carry the same bytes, plus where they came from
         raw = message.raw_message

@@ -393,3 +393,16 @@ async def test_the_consumer_s_lag_is_measured_per_partition(
     assert {point.attributes["topic"] for point in points} == {kafka_topic}
     # Caught up: nothing waits after the last batch of any partition it read.
     assert all(point.value == 0 for point in points)
+
+
+async def test_readiness_asks_the_broker(
+    store: SqlStore, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    intake = await run_intake(store, kafka_bootstrap, kafka_topic, group())
+    try:
+        assert await intake.reachable() is True
+    finally:
+        await intake.stop()
+    assert await intake.reachable(0.5) is False  # stopped: not ready to consume
+    nowhere = KafkaIntake(pipeline_for(store), KafkaConfig("127.0.0.1:1", {kafka_topic: None}))
+    assert await nowhere.reachable(0.5) is False  # never connected
