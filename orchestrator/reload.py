@@ -5,8 +5,10 @@ why, file:line by file:line."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from orchestrator.app import App
 from orchestrator.playbook.loader import PlaybookLoadError, Problem, load_playbooks
@@ -46,3 +48,29 @@ async def reload_playbooks(app: App) -> Reload:
     names = [f"{playbook.name}@{playbook.version}" for playbook in fresh]
     log.info("playbooks reloaded from %s: %s", folder, ", ".join(names))
     return Reload(loaded=True, playbooks=names)
+
+
+def folder_state(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What an edit changes: every file's path, size and modification time, sorted."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            found.append((str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
+async def watch_playbooks(app: App, stop: asyncio.Event, every: float) -> None:
+    """Reloads when the playbook folder changes (ORCH_PLAYBOOKS_WATCH_SECONDS), as SIGHUP
+    does: for deployments that update files in place, a ConfigMap say."""
+    folder = app.settings.playbooks_dir
+    seen = await asyncio.to_thread(folder_state, folder)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        if stop.is_set():
+            return
+        now = await asyncio.to_thread(folder_state, folder)
+        if now != seen:
+            seen = now
+            await reload_playbooks(app)

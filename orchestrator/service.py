@@ -19,7 +19,7 @@ from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
 from orchestrator.ingest.slack import SlackResponder
 from orchestrator.ingest.slack_socket import SlackSocketMode
-from orchestrator.reload import Reload, reload_playbooks
+from orchestrator.reload import Reload, reload_playbooks, watch_playbooks
 from orchestrator.report.checkpoints import signing_key
 from orchestrator.scheduler import EscalationAuditor, TimerService
 from orchestrator.store.protocols import DeadLetter
@@ -203,6 +203,9 @@ class Service:
         ]
         if self.checkpoint_key is not None:
             tasks.append(asyncio.create_task(self.checkpoint_forever(stop), name="checkpoints"))
+        if settings.playbooks_watch_seconds > 0:
+            watching = watch_playbooks(self.app, stop, settings.playbooks_watch_seconds)
+            tasks.append(asyncio.create_task(watching, name="playbook-watch"))
         if REMINDER_ACTION in self.app.handlers:
             tasks.append(
                 asyncio.create_task(self.remind_postmortems_forever(stop), name="postmortems")

@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         gt=0,
         description="timers overdue longer than this make /readyz report the timers check failed",
     )
+    playbooks_watch_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="look at the playbook folder this often and reload it when it changed "
+        "(as SIGHUP does); 0: only on SIGHUP",
+    )
     dispatch_lease_seconds: float = Field(
         120.0,
         gt=0,

@@ -17,7 +17,7 @@ from samples import CLEAN_ENV, db_alert
 from orchestrator.app import App, build_app
 from orchestrator.clock import ManualClock
 from orchestrator.ingest.alert import SourceFormat
-from orchestrator.reload import reload_playbooks
+from orchestrator.reload import reload_playbooks, watch_playbooks
 from orchestrator.service import install_signal_handlers, reload_on_signal
 from orchestrator.settings import Settings
 
@@ -120,3 +120,22 @@ async def test_sighup_reloads(app: App) -> None:
     finally:
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+async def test_a_watched_folder_reloads_when_a_file_changes(app: App) -> None:
+    running = app.playbooks
+    stop = asyncio.Event()
+    watching = asyncio.create_task(watch_playbooks(app, stop, every=0.05))
+    try:
+        await asyncio.sleep(0.1)
+        assert app.playbooks is running  # nothing changed: nothing reloaded
+        edit(app, "reopen_window: 4h", "reopen_window: 3h")
+        async with asyncio.timeout(10):
+            while app.playbooks is running:  # noqa: ASYNC110 - the watcher polls the folder
+                await asyncio.sleep(0.02)
+        playbook = app.playbooks.get("database-unavailable")
+        assert playbook is not None
+        assert playbook.reopen_window == dt.timedelta(hours=3)
+    finally:
+        stop.set()
+        await asyncio.wait_for(watching, 5)
