@@ -66,7 +66,6 @@ class Pipeline:
         playbooks: PlaybookSet,
         clock: Clock,
         *,
-        is_drill: bool = False,
         drill_id: str | None = None,
         on_commit: Callable[[], None] | None = None,
         publish_events: bool = False,
@@ -79,7 +78,6 @@ class Pipeline:
         self.clock = clock
         # A drill run's pipeline: what it opens belongs to the drill, apart from real work.
         self.drill_id = drill_id
-        self.is_drill = is_drill or drill_id is not None
         # What a playbook without an escalation policy escalates with (SPEC §8).
         self.policy_defaults = policy_defaults or PolicyDefaults()
         self.publish_events = publish_events
@@ -210,7 +208,6 @@ class Pipeline:
                 alert,
                 playbook,
                 now,
-                is_drill=self.is_drill,
                 drill_id=self.drill_id,
                 defaults=self.policy_defaults,
             )

@@ -97,12 +97,12 @@ def open_incident(
     playbook: Playbook,
     now: dt.datetime,
     *,
-    is_drill: bool = False,
     drill_id: str | None = None,
     defaults: PolicyDefaults | None = None,
 ) -> Decision:
     """A new incident for a firing alert that matched `playbook` and joined nothing open. It
-    takes a snapshot of its escalation policy now; later playbook edits do not change it."""
+    takes a snapshot of its escalation policy now; later playbook edits do not change it.
+    With `drill_id` it belongs to that drill run (and is flagged a drill)."""
     severity = playbook.severity_for(alert.labels)
     policy = snapshot(playbook, severity, defaults or PolicyDefaults())
     incident = Incident(
@@ -119,7 +119,7 @@ def open_incident(
         updated_at=now,
         service=alert.labels.get("service", ""),
         team=playbook.owner,
-        is_drill=is_drill or drill_id is not None,
+        is_drill=drill_id is not None,
         drill_id=drill_id,
         firing=frozenset({alert.fingerprint}),
         policy=policy.as_json(),
