@@ -95,6 +95,8 @@ class DrillRunner:
         self._triggered: set[int] = set()
         self._contingencies: set[str] = set()
         self._endex_by = "schedule"
+        # The runner's own entries (ENDEX, corrective actions): the facilitator's, no player's.
+        self._control = Actor(ActorKind.DRILL, CONTROL_ACTOR, self.scenario.roles.facilitator)
         self.run: DrillRun | None = None
 
     # -- the loop -------------------------------------------------------------------------
@@ -164,9 +166,7 @@ class DrillRunner:
             self.agenda.push(self.start + inject.at, inject, inject.label(index), "inject")
         for step in self.scenario.script:
             if step.at is not None:
-                self.agenda.push(
-                    self.start + step.at, step, f"{step.role}:{step.do.value}", "response"
-                )
+                self.agenda.push(self.start + step.at, step, step.label, "response")
         for item in self.scenario.expected:
             self.agenda.push(self.start + item.deadline, item, item.id, "deadline")
 
@@ -253,7 +253,7 @@ class DrillRunner:
         self._say("response", f"{person} ({step.role}) {step.do.value} #{number}{detail}", label)
 
     def _deadline(self, item: ExpectedAction) -> None:
-        if self._met(item):
+        if score(item, self.observations, contingency_fired=False).met:
             return
         self._say("missed", f"expected {item.action.value} not seen by its deadline", item.id)
         if item.contingency:
@@ -261,11 +261,6 @@ class DrillRunner:
         for index, inject in enumerate(item.contingency):
             label = inject.id or f"{item.id}-contingency-{index + 1}"
             self.agenda.push(self.clock.now() + inject.at, inject, label, "contingency")
-
-    def _met(self, item: ExpectedAction) -> bool:
-        deadline = item.deadline.total_seconds()
-        judged = score(item, self.observations, contingency_fired=False)
-        return judged.observed is not None and judged.observed <= deadline
 
     # -- watching the timelines ---------------------------------------------------------
 
@@ -300,16 +295,14 @@ class DrillRunner:
                 continue
             self._triggered.add(index)
             at = dt.datetime.fromisoformat(seen.at) + step.delay
-            self.agenda.push(at, step, f"{step.role}:{step.do.value}", "response")
+            self.agenda.push(at, step, step.label, "response")
 
     def _trigger_on_inject(self, label: str) -> None:
         for index, step in enumerate(self.scenario.script):
             if step.on is None or step.on.inject != label or index in self._triggered:
                 continue
             self._triggered.add(index)
-            self.agenda.push(
-                self.clock.now() + step.delay, step, f"{step.role}:{step.do.value}", "response"
-            )
+            self.agenda.push(self.clock.now() + step.delay, step, step.label, "response")
 
     # -- ENDEX ------------------------------------------------------------------------
 
@@ -327,10 +320,9 @@ class DrillRunner:
         # escalates again, and a live drill's PagerDuty incident is closed out too.
         for incident in incidents:
             if incident.status.is_open:
-                actor = Actor(ActorKind.DRILL, CONTROL_ACTOR, self.scenario.roles.facilitator)
                 try:
                     await self.pipeline.apply(
-                        incident.number, StatusChange(Status.RESOLVED, actor, "ENDEX")
+                        incident.number, StatusChange(Status.RESOLVED, self._control, "ENDEX")
                     )
                 except TransitionError as err:
                     log.warning(
@@ -341,27 +333,23 @@ class DrillRunner:
         facts = RunFacts(self.start, self.shift, self.live, now, self._endex_by, self.cast.absences)
         numbers = [i.number for i in incidents]
         result = run_result(self.scenario, facts, self.log, self.observations, scores, numbers)
+        if incidents:
+            ended = dataclasses.replace(self.run, result=result)
+            result["corrective_actions"] = await self._corrective_actions(ended, numbers[0])
         await self.store.save_drill_result(self.run.id, result, ended_at=self.wall.now())
         found = await self.store.get_drill_run(self.run.id)
         assert found is not None
-        if incidents:
-            found = await self._corrective_actions(found, incidents[0].number)
         return found
 
-    async def _corrective_actions(self, run: DrillRun, number: int) -> DrillRun:
+    async def _corrective_actions(self, run: DrillRun, number: int) -> list[int]:
         """Each late or missed expected action becomes an action item on the drill's first
         incident, tracked to closure like a postmortem's (`orchestrator actions`)."""
-        actor = Actor(ActorKind.DRILL, CONTROL_ACTOR, self.scenario.roles.facilitator)
         ids = []
         for title, owner in proposed_corrective_actions(run):
             item = NewActionItem(title, owner, None, ActionItemType.PROCESS)
-            added = await self.store.add_action_item(number, item, actor, self.clock.now())
+            added = await self.store.add_action_item(number, item, self._control, self.clock.now())
             ids.append(added.id)
-        if not ids:
-            return run
-        result = {**run.result, "corrective_actions": ids}
-        await self.store.save_drill_result(run.id, result)
-        return dataclasses.replace(run, result=result)
+        return ids
 
     def refused(self, action: str, reason: str, enforced: bool) -> None:
         """Called by the safety guard for every action outside the safety block: refused in a

@@ -210,6 +210,10 @@ class ScriptedResponse(_Strict):
     severity: Severity | None = None
     incident: int = Field(1, ge=1, description="the drill's n-th incident")
 
+    @property
+    def label(self) -> str:
+        return f"{self.role}:{self.do.value}"
+
     @model_validator(mode="after")
     def _when(self) -> ScriptedResponse:
         if (self.at is None) == (self.on is None):

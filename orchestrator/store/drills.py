@@ -3,6 +3,7 @@ their incidents, actions and timers, kept apart from real work by the drill id."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -44,7 +45,7 @@ class DrillQueries:
                 sa.select(drill_runs.c.id).where(drill_runs.c.id == f"{run.scenario_id}-{number}")
             ):
                 number += 1
-            stored = DrillRun(**{**run.__dict__, "id": f"{run.scenario_id}-{number}"})
+            stored = dataclasses.replace(run, id=f"{run.scenario_id}-{number}")
             conn.execute(sa.insert(drill_runs).values(_values(stored)))
             return stored
 
@@ -76,7 +77,7 @@ class DrillQueries:
             conn.execute(
                 sa.update(drill_runs).where(drill_runs.c.id == run_id).values(state=state.value)
             )
-            return DrillRun(**{**current.__dict__, "state": state})
+            return dataclasses.replace(current, state=state)
 
         return await self._run(change, write=True)
 
