@@ -1,11 +1,10 @@
-"""Reloading the playbooks of a running service (SIGHUP): the new set is loaded and validated
-in full first and only then swapped in; a bad edit leaves the running set as it was, and says
-why, file:line by file:line."""
+"""Reloading the playbooks of a running service (SIGHUP, or a change in the folder): the new
+set is loaded and validated in full first and only then swapped in; a bad edit leaves the
+running set as it was, and says why, file:line by file:line."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,17 +59,33 @@ def folder_state(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
-async def watch_playbooks(app: App, stop: asyncio.Event, every: float) -> None:
-    """Reloads when the playbook folder changes (ORCH_PLAYBOOKS_WATCH_SECONDS), as SIGHUP
-    does: for deployments that update files in place, a ConfigMap say."""
-    folder = app.settings.playbooks_dir
-    seen = await asyncio.to_thread(folder_state, folder)
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        if stop.is_set():
-            return
-        now = await asyncio.to_thread(folder_state, folder)
-        if now != seen:
-            seen = now
-            await reload_playbooks(app)
+class Reloader:
+    """A service's reloads, whether SIGHUP or the folder watch asked: one at a time, since two
+    at once would race to swap their sets in."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._lock = asyncio.Lock()
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._running: set[asyncio.Task[Reload]] = set()
+
+    async def reload(self) -> Reload:
+        async with self._lock:
+            return await reload_playbooks(self.app)
+
+    def in_background(self) -> None:
+        """What SIGHUP does: a reload as a task of its own, failures logged, never raised into
+        the service."""
+        task = asyncio.get_running_loop().create_task(self.reload(), name="playbook-reload")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def reload_if_changed(self) -> Reload | None:
+        """One round of the folder watch (ORCH_PLAYBOOKS_WATCH_SECONDS), for deployments that
+        update the files in place, a mounted ConfigMap say: a reload when a file changed since
+        the last round. The first round only notes how the folder is."""
+        now = await asyncio.to_thread(folder_state, self.app.settings.playbooks_dir)
+        seen, self._seen = self._seen, now
+        if seen is None or seen == now:
+            return None
+        return await self.reload()

@@ -19,7 +19,7 @@ from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
 from orchestrator.ingest.slack import SlackResponder
 from orchestrator.ingest.slack_socket import SlackSocketMode
-from orchestrator.reload import Reload, reload_playbooks, watch_playbooks
+from orchestrator.reload import Reloader
 from orchestrator.report.checkpoints import signing_key
 from orchestrator.scheduler import EscalationAuditor, TimerService
 from orchestrator.store.protocols import DeadLetter
@@ -66,6 +66,7 @@ class Service:
             meter=meter,
         )
         self.started = False
+        self.reloader = Reloader(app)  # SIGHUP and the folder watch
         # People answering back: Slack (HTTP callbacks or Socket Mode) and PagerDuty webhooks.
         self.slack_web = slack_web_client(settings)
         self.responder: SlackResponder | None = None
@@ -155,7 +156,7 @@ class Service:
         timeline is detectable (docs/evidence.md). Off without a signing key."""
         key = self.checkpoint_key
         assert key is not None
-        await _every(
+        await run_every(
             stop,
             self.app.settings.evidence_checkpoint_minutes * 60,
             lambda: take_checkpoint(self.app.store, key, self.app.clock),
@@ -166,14 +167,14 @@ class Service:
         """Posts, once a day per incident, a reminder in the channel of each incident whose
         required postmortem is overdue (docs/postmortems.md)."""
         days = self.app.settings.postmortem_due_business_days
-        await _every(
+        await run_every(
             stop, every, lambda: self.remind_postmortems(days), "looking for overdue postmortems"
         )
 
     async def fold_forever(self, stop: asyncio.Event, every: float = 300) -> None:
         """Keeps each incident's timestamp fold current, so `orchestrator metrics` finds little
         left to read (docs/metrics.md)."""
-        await _every(stop, every, self.app.store.refresh_folds, "folding new timeline entries")
+        await run_every(stop, every, self.app.store.refresh_folds, "folding new timeline entries")
 
     async def remind_postmortems(self, days: int) -> int:
         now = self.app.clock.now()
@@ -204,7 +205,12 @@ class Service:
         if self.checkpoint_key is not None:
             tasks.append(asyncio.create_task(self.checkpoint_forever(stop), name="checkpoints"))
         if settings.playbooks_watch_seconds > 0:
-            watching = watch_playbooks(self.app, stop, settings.playbooks_watch_seconds)
+            watching = run_every(
+                stop,
+                settings.playbooks_watch_seconds,
+                self.reloader.reload_if_changed,
+                "watching the playbook folder",
+            )
             tasks.append(asyncio.create_task(watching, name="playbook-watch"))
         if REMINDER_ACTION in self.app.handlers:
             tasks.append(
@@ -254,7 +260,7 @@ class Service:
                     log.error("%s stopped with %r", task.get_name(), result)
 
 
-async def _every(
+async def run_every(
     stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[object]], what: str
 ) -> None:
     """Runs `work` now and then every `seconds` until asked to stop. A failed round is logged
@@ -292,24 +298,6 @@ def install_signal_handlers(stop: asyncio.Event, reload: Callable[[], None] | No
             loop.add_signal_handler(signal.SIGHUP, reload)
 
 
-def reload_on_signal(app: App) -> Callable[[], None]:
-    """What SIGHUP does: a reload in the background, one at a time (a second signal while one
-    runs waits for it), failures logged, never raised into the service."""
-    running: set[asyncio.Task[Reload]] = set()
-    lock = asyncio.Lock()
-
-    async def once() -> Reload:
-        async with lock:
-            return await reload_playbooks(app)
-
-    def start() -> None:
-        task = asyncio.get_running_loop().create_task(once(), name="playbook-reload")
-        running.add(task)
-        task.add_done_callback(running.discard)
-
-    return start
-
-
 async def run_service(
     app: App,
     *,
@@ -317,7 +305,7 @@ async def run_service(
     telemetry: ServiceTelemetry | None = None,
 ) -> None:
     stop = asyncio.Event()
-    install_signal_handlers(stop, reload_on_signal(app))
     service = Service(app, telemetry)
+    install_signal_handlers(stop, service.reloader.in_background)
     settle_after_startup()
     await service.run(stop, on_ready=on_ready)

@@ -17,8 +17,8 @@ from samples import CLEAN_ENV, db_alert
 from orchestrator.app import App, build_app
 from orchestrator.clock import ManualClock
 from orchestrator.ingest.alert import SourceFormat
-from orchestrator.reload import reload_playbooks, watch_playbooks
-from orchestrator.service import install_signal_handlers, reload_on_signal
+from orchestrator.reload import Reloader, reload_playbooks
+from orchestrator.service import install_signal_handlers, run_every
 from orchestrator.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,7 +105,7 @@ async def test_a_bad_edit_is_refused_and_the_running_set_stays(
 async def test_sighup_reloads(app: App) -> None:
     running = app.playbooks
     stop = asyncio.Event()
-    install_signal_handlers(stop, reload_on_signal(app))
+    install_signal_handlers(stop, Reloader(app).in_background)
     loop = asyncio.get_running_loop()
     try:
         edit(app, "reopen_window: 4h", "reopen_window: 2h")
@@ -125,7 +125,10 @@ async def test_sighup_reloads(app: App) -> None:
 async def test_a_watched_folder_reloads_when_a_file_changes(app: App) -> None:
     running = app.playbooks
     stop = asyncio.Event()
-    watching = asyncio.create_task(watch_playbooks(app, stop, every=0.05))
+    reloader = Reloader(app)
+    watching = asyncio.create_task(
+        run_every(stop, 0.05, reloader.reload_if_changed, "watching the playbook folder")
+    )
     try:
         await asyncio.sleep(0.1)
         assert app.playbooks is running  # nothing changed: nothing reloaded
