@@ -46,11 +46,16 @@ class App:
     handlers: Mapping[str, ActionHandler]
 
     async def close(self) -> None:
-        for handler in {id(h): h for h in self.handlers.values()}.values():
-            close = getattr(handler, "close", None)
-            if close is not None:
-                await close()
+        await close_handlers(self.handlers.values())
         await self.store.close()
+
+
+async def close_handlers(handlers: Iterable[ActionHandler]) -> None:
+    """Closes each handler's connections once (one handler may route several actions)."""
+    for handler in {id(h): h for h in handlers}.values():
+        close = getattr(handler, "close", None)
+        if close is not None:
+            await close()
 
 
 def route_handlers(handlers: Iterable[ActionHandler]) -> dict[str, ActionHandler]:

@@ -7,7 +7,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from orchestrator.app import ConfigurationError, default_handlers, policy_defaults
+from orchestrator.app import (
+    ConfigurationError,
+    close_handlers,
+    default_handlers,
+    policy_defaults,
+)
 from orchestrator.playbook.loader import PlaybookLoadError, load_playbooks
 from orchestrator.settings import Settings
 from orchestrator.store.engine import head_revision, schema_revision
@@ -36,10 +41,7 @@ async def check_configuration(settings: Settings) -> list[Check]:
             if check is not None:
                 checks += [Check(handler.name, ok, detail) for ok, detail in await check()]
     finally:
-        for handler in handlers:
-            close = getattr(handler, "close", None)
-            if close is not None:
-                await close()
+        await close_handlers(handlers)
     return checks
 
 

@@ -10,15 +10,14 @@ from orchestrator.cli.common import console, opened_app, run, valid_settings
 def serve_forever(ctx: typer.Context) -> None:
     # The service's intake (Kafka, Slack, PagerDuty clients) is imported only to serve: the
     # other commands start in about half the time without it.
+    from opentelemetry import metrics, trace  # noqa: PLC0415
+
     from orchestrator.logs import configure_logging  # noqa: PLC0415
     from orchestrator.service import run_service  # noqa: PLC0415
+    from orchestrator.telemetry import service_telemetry  # noqa: PLC0415
 
     settings = valid_settings(ctx, with_kafka_topics=True)
     configure_logging(json=settings.log_format == "json", secrets=settings.secret_values())
-    from opentelemetry import metrics, trace  # noqa: PLC0415
-
-    from orchestrator.telemetry import service_telemetry  # noqa: PLC0415
-
     # Installed before anything is built: every component records through the global meter.
     telemetry = service_telemetry(settings.otlp_metrics_url, traces_url=settings.otlp_traces_url)
     metrics.set_meter_provider(telemetry.provider)

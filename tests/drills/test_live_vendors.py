@@ -12,7 +12,7 @@ from fakes.server import serve
 from fakes.slack import BOT_TOKEN, FakeSlack
 from playing import PLAYBOOKS, small_scenario
 
-from orchestrator.app import drill_handlers
+from orchestrator.app import close_handlers, drill_handlers
 from orchestrator.clock import SystemClock
 from orchestrator.drill.clocks import ScaledClock
 from orchestrator.drill.loader import parse_scenario
@@ -80,10 +80,7 @@ async def test_a_live_drill_touches_only_what_its_safety_block_allows(tmp_path: 
             guard.on_refusal = lambda action, reason: runner.refused(action.name, reason, True)
             run = await runner.play()
         finally:
-            for handler in {id(h): h for h in inner.values()}.values():
-                close = getattr(handler, "close", None)
-                if close is not None:
-                    await close()
+            await close_handlers(inner.values())
             await store.close()
 
     # PagerDuty never heard of it: data-oncall is not the drill's to page.
