@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 
 
 def db_alert(service: str = "orders-db", *, starts_at: dt.datetime) -> bytes:
@@ -31,3 +32,10 @@ CLEAN_ENV: dict[str, str | None] = {
     "ORCH_DRY_RUN": "true",
     "COLUMNS": "200",
 }
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

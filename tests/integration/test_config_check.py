@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 from fakes.pagerduty import FakePagerDuty
 from fakes.server import serve
 from fakes.slack import BOT_TOKEN, FakeSlack
-from samples import CLEAN_ENV
+from samples import CLEAN_ENV, free_port
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -22,12 +21,6 @@ from orchestrator.store.engine import head_revision
 REPO = Path(__file__).resolve().parents[2]
 ROUTING_KEY = "R0UTINGKEYDATA000000000000000001"
 PD_TOKEN = "fake-pagerduty-rest-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def check(env: dict[str, str], *extra: str) -> tuple[int, dict[str, Any], str]:

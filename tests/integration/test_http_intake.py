@@ -6,12 +6,12 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from samples import free_port
 from starlette.applications import Starlette
 
 from orchestrator.clock import ManualClock
@@ -404,13 +404,6 @@ async def test_readyz_when_the_check_itself_fails(make_app: MakeApp) -> None:
     async with client_for(make_app(readiness=readiness)) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def wait_until_listening(client: httpx.AsyncClient, server: asyncio.Task[None]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from samples import free_port
 
 from orchestrator.store.sql import SqlStore
 
@@ -22,12 +22,6 @@ STREAM = [
     for line in (REPO / "examples" / "alertmanager-stream.jsonl").read_bytes().splitlines()
     if line
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_run_consumes_then_stops_gracefully_on_sigterm(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from samples import db_alert
+from samples import db_alert, free_port
 
 from handlers.recording import RecordingHandler
 from orchestrator.app import App, build_app
@@ -49,12 +48,6 @@ async def serving(app: App) -> AsyncIterator[None]:
     finally:
         stop.set()
         await asyncio.wait_for(running, 15)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_webhook_to_delivered_actions_then_a_clean_stop(tmp_path: Path) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from samples import db_alert
+from samples import db_alert, free_port
 
 from handlers.recording import RecordingHandler
 from orchestrator.actions import ActionResult
@@ -23,12 +22,6 @@ from orchestrator.telemetry import service_telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 3, 2, 18, 30, tzinfo=dt.UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

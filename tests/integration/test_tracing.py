@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from pathlib import Path
 
 import httpx
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from samples import db_alert
+from samples import db_alert, free_port
 
 from handlers.recording import RecordingHandler
 from orchestrator.app import build_app
@@ -35,12 +34,6 @@ from orchestrator.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 3, 2, 18, 30, tzinfo=dt.UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def children(spans: list[ReadableSpan], of: ReadableSpan) -> list[ReadableSpan]:

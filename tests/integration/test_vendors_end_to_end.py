@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from fakes.pagerduty_webhooks import sign as sign_pagerduty
 from fakes.server import Served, serve
 from fakes.slack import BOT_TOKEN, FakeSlack
 from fakes.slack_requests import block_action_body, signed_headers, slash_command_body
+from samples import free_port
 
 from orchestrator.app import App, build_app
 from orchestrator.clock import SystemClock
@@ -47,12 +47,6 @@ ALERT = {
     "annotations": {"summary": "orders-db primary is down <!channel>"},
     "starts_at": "2026-03-01T12:00:00+00:00",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
