@@ -1,21 +1,27 @@
 """The deployment files: the Helm chart linted and rendered by helm (built from its Go module
 by .ci/run) and every rendered manifest checked against the Kubernetes schemas; the compose
-file and the Dockerfile held to what docs/operations.md promises of them."""
+file checked against the Compose Specification's JSON schema (from the compose-go module, fetched
+by .ci/run) and, with the Dockerfile, held to what docs/operations.md promises of them."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
+from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+from jsonschema.validators import validator_for  # type: ignore[import-untyped]
 from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "incident-orchestrator"
+COMPOSE = REPO / "deploy" / "compose.yaml"
 KUBERNETES = "1.31"
 
 
@@ -26,6 +32,29 @@ def helm() -> str:
     if os.environ.get("ORCH_REQUIRE_SERVICES") == "1":
         pytest.fail("helm is not on PATH (nor ORCH_HELM) but ORCH_REQUIRE_SERVICES=1 requires it")
     pytest.skip("helm is not installed: .ci/run builds it from its Go module")
+
+
+def compose_schema() -> dict[str, Any]:
+    found = os.environ.get("ORCH_COMPOSE_SCHEMA")
+    if not found:
+        if os.environ.get("ORCH_REQUIRE_SERVICES") == "1":
+            pytest.fail("ORCH_COMPOSE_SCHEMA is not set but ORCH_REQUIRE_SERVICES=1 requires it")
+        pytest.skip("no Compose Specification schema: .ci/run fetches it from compose-go")
+    schema: dict[str, Any] = json.loads(Path(found).read_text())
+    return schema
+
+
+def compose_errors(document: Any, schema: dict[str, Any]) -> list[str]:
+    """Every way the document breaks the schema, as "JSON path: message", under the draft the
+    schema declares. Where a oneOf/anyOf fails, the branch that came closest names the spot."""
+    assert "$schema" in schema, "the Compose schema no longer declares its draft"
+    validator_class = validator_for(schema)
+    validator_class.check_schema(schema)
+    errors = []
+    for error in validator_class(schema).iter_errors(document):
+        closest = best_match([error])
+        errors.append(f"{closest.json_path}: {closest.message}")
+    return errors
 
 
 def rendered(*args: str) -> list[dict[str, Any]]:
@@ -91,8 +120,49 @@ def test_every_rendered_manifest_is_valid_kubernetes(with_playbooks: bool) -> No
         assert paths == ["20-database-unavailable.yaml", "templates/incident_summary.j2"]
 
 
+def compose_document() -> dict[str, Any]:
+    document: dict[str, Any] = YAML(typ="safe").load(COMPOSE.read_text())
+    return document
+
+
+def test_compose_is_valid_under_the_compose_specification() -> None:
+    errors = compose_errors(compose_document(), compose_schema())
+    assert not errors, "deploy/compose.yaml breaks the Compose Specification:\n" + "\n".join(errors)
+
+
+def misspelled_environment(compose: dict[str, Any]) -> None:
+    service = compose["services"]["orchestrator"]
+    service["enviroment"] = service.pop("environment")
+
+
+def unknown_depends_on_condition(compose: dict[str, Any]) -> None:
+    compose["services"]["orchestrator"]["depends_on"]["postgres"]["condition"] = "service_ready"
+
+
+@pytest.mark.parametrize(
+    ("break_it", "path", "culprit"),
+    [
+        (misspelled_environment, "$.services.orchestrator", "'enviroment'"),
+        (
+            unknown_depends_on_condition,
+            "$.services.orchestrator.depends_on.postgres.condition",
+            "'service_ready'",
+        ),
+    ],
+    ids=["misspelled-key", "bad-depends-on-condition"],
+)
+def test_the_compose_schema_check_rejects_a_broken_file(
+    break_it: Callable[[dict[str, Any]], None], path: str, culprit: str
+) -> None:
+    schema = compose_schema()
+    broken = compose_document()  # a fresh load: the file itself is left alone
+    break_it(broken)
+    errors = compose_errors(broken, schema)
+    assert any(error.startswith(f"{path}: ") and culprit in error for error in errors), errors
+
+
 def test_compose_runs_the_whole_stack() -> None:
-    compose = YAML(typ="safe").load((REPO / "deploy" / "compose.yaml").read_text())
+    compose = compose_document()
     services = compose["services"]
     assert set(services) == {"kafka", "postgres", "otel-collector", "orchestrator"}
     orchestrator = services["orchestrator"]
