@@ -86,6 +86,10 @@ class Instruments:
 
 # Span names, one per step of an alert's journey.
 SPAN_INGEST = "orchestrator.ingest"  # a batch of payloads recorded in one transaction
+SPAN_NORMALIZE = "orchestrator.normalize"  # the batch's payloads read into alerts
+SPAN_STORE = "orchestrator.store.transaction"  # one attempt at the batch's transaction
+SPAN_MATCH = "orchestrator.match"  # one alert matched against the playbooks
+SPAN_DECIDE = "orchestrator.decide"  # what one matched playbook decides, and its persisting
 SPAN_CHANGE = "orchestrator.change"  # a command (ack, note, Slack button …) on an incident
 SPAN_TIMER = "orchestrator.timer"  # a timer firing (escalation, ack timeout, reminder)
 SPAN_DELIVER = "orchestrator.deliver"  # one delivery attempt of an action

@@ -11,17 +11,20 @@ from orchestrator.clock import Clock
 from orchestrator.incident.engine import Decision, TransitionError, decide, open_incident
 from orchestrator.incident.events import AlertReceived, Event, TimerFired
 from orchestrator.incident.grouping import Route, group_key, route
-from orchestrator.incident.model import Actor, Incident
+from orchestrator.incident.model import Actor
 from orchestrator.incident.policy import PolicyDefaults
 from orchestrator.ingest.alert import Alert, AlertStatus, SourceFormat
 from orchestrator.ingest.normalize import Normalized, NormalizeError, normalize
 from orchestrator.instruments import (
     SPAN_CHANGE,
+    SPAN_DECIDE,
     SPAN_INGEST,
+    SPAN_MATCH,
+    SPAN_NORMALIZE,
+    SPAN_STORE,
     SPAN_TIMER,
     Instruments,
     parent,
-    traceparent,
 )
 from orchestrator.intake_results import (
     IncidentNotFoundError,
@@ -30,7 +33,7 @@ from orchestrator.intake_results import (
     Payload,
     alert_record,
 )
-from orchestrator.lifecycle import cancelled_timer_entry, lifecycle_events, show_escalation
+from orchestrator.persist import Persist
 from orchestrator.playbook.model import Playbook
 from orchestrator.playbook.playbookset import PlaybookSet
 from orchestrator.store.protocols import (
@@ -80,8 +83,7 @@ class Pipeline:
         self.drill_id = drill_id
         # What a playbook without an escalation policy escalates with (SPEC §8).
         self.policy_defaults = policy_defaults or PolicyDefaults()
-        self.publish_events = publish_events
-        self.refresh_slack_summary = refresh_slack_summary
+        self._persist = Persist(publish_events, refresh_slack_summary)
         self._on_commit = on_commit or (lambda: None)
         self.instruments = instruments or Instruments.of()
 
@@ -105,43 +107,46 @@ class Pipeline:
         commit its offsets for the whole batch once the store has it. Bad payloads become dead
         letters in the same transaction; a conflict with another writer retries the batch.
         """
-        now = self.clock.now()
-        parsed: list[Normalized | NormalizeError] = []
-        for payload in payloads:
-            try:
-                parsed.append(
-                    self._own(normalize(payload.raw, received_at=now, format=payload.format))
-                )
-            except NormalizeError as err:
-                parsed.append(err)
+        tracer = self.instruments.tracer
+        with tracer.start_as_current_span(SPAN_INGEST) as ingesting:
+            now = self.clock.now()
+            with tracer.start_as_current_span(SPAN_NORMALIZE) as normalizing:
+                parsed = [self._normalized(payload, now) for payload in payloads]
+                alert_ids = [
+                    alert.id
+                    for result in parsed
+                    if not isinstance(result, NormalizeError)
+                    for alert in result.alerts
+                ]
+                normalizing.set_attribute("alerts", len(alert_ids))
+            ingesting.set_attributes({"payloads": len(payloads), "alerts": len(alert_ids)})
 
-        alert_ids = [
-            alert.id
-            for result in parsed
-            if not isinstance(result, NormalizeError)
-            for alert in result.alerts
-        ]
+            def record(tx: SyncTransaction) -> list[IngestReport]:
+                batch = _Batch(seen=tx.seen_alerts(alert_ids))
+                reports = [
+                    self._payload_in(tx, batch, payload, result, now)
+                    for payload, result in zip(payloads, parsed, strict=True)
+                ]
+                tx.record_alerts(batch.records)
+                return reports
 
-        def record(tx: SyncTransaction) -> list[IngestReport]:
-            batch = _Batch(seen=tx.seen_alerts(alert_ids))
-            reports = [
-                self._payload_in(tx, batch, payload, result, now)
-                for payload, result in zip(payloads, parsed, strict=True)
-            ]
-            tx.record_alerts(batch.records)
-            return reports
-
-        attributes = {"payloads": len(payloads), "alerts": len(alert_ids)}
-        with self.instruments.tracer.start_as_current_span(SPAN_INGEST, attributes=attributes):
-            for _ in range(MAX_CONFLICT_RETRIES):
+            for attempt in range(1, MAX_CONFLICT_RETRIES + 1):
                 try:
-                    reports = await self.store.run(record)
+                    # A conflict ends its attempt's span with the error, and the batch retries.
+                    with tracer.start_as_current_span(SPAN_STORE, attributes={"attempt": attempt}):
+                        reports = await self.store.run(record)
                 except ConcurrentUpdateError:
                     continue
                 self._on_commit()
                 self.instruments.count_intake(reports)
                 return reports
         raise ConcurrentUpdateError("a batch kept conflicting with another writer, gave up")
+
+    def _normalized(self, payload: Payload, now: dt.datetime) -> Normalized | NormalizeError:
+        try:
+            return self._own(normalize(payload.raw, received_at=now, format=payload.format))
+        except NormalizeError as err:
+            return err
 
     def _own(self, normalized: Normalized) -> Normalized:
         """A drill's alerts get ids of their own: a recorded real alert replayed in a drill is
@@ -181,7 +186,10 @@ class Pipeline:
         if alert.id in batch.seen:
             return [Outcome(alert.id, Disposition.DUPLICATE)]
         batch.seen.add(alert.id)  # a resend later in the same batch is a duplicate too
-        matched = self.playbooks.match(alert.labels)
+        tracer = self.instruments.tracer
+        with tracer.start_as_current_span(SPAN_MATCH, attributes={"alert": alert.id}) as span:
+            matched = self.playbooks.match(alert.labels)
+            span.set_attribute("playbooks", [playbook.name for playbook in matched])
         if not matched:
             batch.records.append(alert_record(alert, Disposition.UNMATCHED))
             return [Outcome(alert.id, Disposition.UNMATCHED)]
@@ -195,6 +203,20 @@ class Pipeline:
         return outcomes
 
     def _route(
+        self, tx: SyncTransaction, alert: Alert, playbook: Playbook, now: dt.datetime
+    ) -> Outcome:
+        # The incident keeps this span's trace: its deliveries and timers continue it.
+        attributes = {"alert": alert.id, "playbook": playbook.name}
+        with self.instruments.tracer.start_as_current_span(
+            SPAN_DECIDE, attributes=attributes
+        ) as span:
+            outcome = self._decide(tx, alert, playbook, now)
+            span.set_attribute("disposition", outcome.disposition.value)
+            if outcome.incident_number is not None:
+                span.set_attribute("incident", outcome.incident_number)
+            return outcome
+
+    def _decide(
         self, tx: SyncTransaction, alert: Alert, playbook: Playbook, now: dt.datetime
     ) -> Outcome:
         latest = tx.latest_incident_for_group(group_key(playbook, alert.labels, self.drill_id))
@@ -211,14 +233,14 @@ class Pipeline:
                 drill_id=self.drill_id,
                 defaults=self.policy_defaults,
             )
-            self._persist(tx, decision, now, new=True)
+            self._persist(tx, decision, playbook, now, new=True)
             severity = decision.incident.severity.value
             return Outcome(
                 alert.id, Disposition.OPENED, playbook.name, number, len(decision.actions), severity
             )
         assert latest is not None
         decision = decide(latest, AlertReceived(alert), playbook, now)
-        self._persist(tx, decision, now, new=False)
+        self._persist(tx, decision, playbook, now, new=False)
         if where is Route.REOPEN:
             disposition = Disposition.REOPENED
         elif alert.status is AlertStatus.RESOLVED:
@@ -254,10 +276,9 @@ class Pipeline:
                     context=parent(incident.trace),
                     attributes={"incident": number, "event": type(event).__name__},
                 ):
-                    decision = decide(
-                        incident, event, self.playbooks.get_or_bare(incident.playbook), now
-                    )
-                    self._persist(tx, decision, now, new=False)
+                    playbook = self.playbooks.get_or_bare(incident.playbook)
+                    decision = decide(incident, event, playbook, now)
+                    self._persist(tx, decision, playbook, now, new=False)
                 decisions.append(decision)
             return decisions
 
@@ -309,8 +330,9 @@ class Pipeline:
             context=parent(timer.trace or incident.trace),
             attributes={"incident": incident.number, "timer": timer.kind},
         ):
-            decision = decide(incident, event, self.playbooks.get_or_bare(incident.playbook), now)
-            self._persist(tx, decision, now, new=False)
+            playbook = self.playbooks.get_or_bare(incident.playbook)
+            decision = decide(incident, event, playbook, now)
+            self._persist(tx, decision, playbook, now, new=False)
         return decision
 
     async def escalate(self, number: int, actor: Actor, reason: str = "") -> Decision:
@@ -331,7 +353,8 @@ class Pipeline:
             timer = waiting[0]
             tx.mark_timer_fired(timer.key, now)
             event = TimerFired(timer.key, timer.kind, timer.due_at, dict(timer.payload))
-            decision = decide(incident, event, self.playbooks.get_or_bare(incident.playbook), now)
+            playbook = self.playbooks.get_or_bare(incident.playbook)
+            decision = decide(incident, event, playbook, now)
             asked = EntryDraft(
                 Kind.ESCALATED,
                 actor,
@@ -339,56 +362,9 @@ class Pipeline:
                 {"timer": timer.key, "due_at": timer.due_at.isoformat(), "reason": reason},
             )
             decision = dataclasses.replace(decision, entries=(asked, *decision.entries))
-            self._persist(tx, decision, now, new=False)
+            self._persist(tx, decision, playbook, now, new=False)
             return decision
 
         decision = await self.store.run(escalate_now)
         self._on_commit()
         return decision
-
-    def _persist(
-        self, tx: SyncTransaction, decision: Decision, now: dt.datetime, *, new: bool
-    ) -> None:
-        incident = decision.incident
-        trace = traceparent()
-        if new:
-            if trace is not None:
-                incident = dataclasses.replace(incident, trace=trace)
-            tx.insert_incident(incident)
-        else:
-            incident = _next_revision(incident)
-            tx.update_incident(incident)
-        entries = list(decision.entries)
-        if decision.cancel_timer_kinds:
-            cancelled = tx.cancel_timers(incident.number, decision.cancel_timer_kinds, now)
-            entries += [cancelled_timer_entry(timer, incident, now) for timer in cancelled]
-        # Stamped on what the decision leaves for later: a drill's work stays the drill's, and
-        # a firing or a delivery continues this trace. (Only when there is something to stamp:
-        # replacing every action and timer was a fifth of a restart's catch-up.)
-        stamp = incident.drill_id is not None or trace is not None or incident.trace is not None
-        timers = list(decision.timers)
-        if stamp:
-            origin = incident.trace or trace
-            timers = [
-                dataclasses.replace(t, drill_id=incident.drill_id, trace=origin) for t in timers
-            ]
-        tx.queue_timers(timers)
-        tx.append_timeline(incident.number, entries, now)
-        actions = list(decision.actions)
-        if self.publish_events:
-            # In the decision's transaction: a rolled-back decision publishes nothing.
-            actions += lifecycle_events(incident, entries, now)
-        if self.refresh_slack_summary:
-            playbook = self.playbooks.get_or_bare(incident.playbook)
-            actions = show_escalation(
-                tx, incident, decision.timers, playbook, entries, actions, now, new=new
-            )
-        if stamp:
-            actions = [
-                dataclasses.replace(a, drill_id=incident.drill_id, trace=trace) for a in actions
-            ]
-        tx.queue_actions(actions, now)
-
-
-def _next_revision(incident: Incident) -> Incident:
-    return dataclasses.replace(incident, revision=incident.revision + 1)

@@ -22,8 +22,12 @@ from orchestrator.incident.model import Actor, ActorKind, Status
 from orchestrator.ingest.alert import SourceFormat
 from orchestrator.instruments import (
     SPAN_CHANGE,
+    SPAN_DECIDE,
     SPAN_DELIVER,
     SPAN_INGEST,
+    SPAN_MATCH,
+    SPAN_NORMALIZE,
+    SPAN_STORE,
     SPAN_TIMER,
     Instruments,
 )
@@ -76,7 +80,21 @@ async def test_an_alert_s_journey_is_one_trace(tmp_path: Path) -> None:
     (ingest,) = [s for s in spans if s.name == SPAN_INGEST]
     assert ingest.parent is not None
     assert ingest.parent.span_id == request.get_span_context().span_id
-    delivered = [s.attributes["action"] for s in children(spans, ingest) if s.name == SPAN_DELIVER]
+    assert ingest.attributes == {"payloads": 1, "alerts": 1}
+    # The batch: normalized, then recorded in one transaction where the alert is matched
+    # and the playbook decides.
+    assert [s.name for s in children(spans, ingest)] == [SPAN_NORMALIZE, SPAN_STORE]
+    (store,) = children(spans, ingest)[1:]
+    assert store.attributes == {"attempt": 1}
+    match, decided = children(spans, store)
+    assert (match.name, decided.name) == (SPAN_MATCH, SPAN_DECIDE)
+    assert match.attributes is not None
+    assert match.attributes["playbooks"] == ("database-unavailable",)
+    assert decided.attributes is not None
+    assert decided.attributes["disposition"] == "opened"
+    assert decided.attributes["incident"] == 1
+    # What it decided is delivered later, in the decision's trace.
+    delivered = [s.attributes["action"] for s in children(spans, decided) if s.name == SPAN_DELIVER]
     assert delivered == ["pagerduty.trigger", "slack.open_channel", "slack.post"]
 
     (timer,) = [s for s in spans if s.name == SPAN_TIMER]
