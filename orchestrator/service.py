@@ -10,6 +10,8 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
+from opentelemetry import metrics
+
 from orchestrator.app import App
 from orchestrator.evidence import take_checkpoint
 from orchestrator.followups import REMINDER_ACTION, overdue_postmortems, reminder
@@ -19,8 +21,11 @@ from orchestrator.ingest.http import IntakeSink, PipelineSink, create_intake_app
 from orchestrator.ingest.kafka import KafkaConfig, KafkaIntake, KafkaPublishSink
 from orchestrator.ingest.slack import SlackResponder
 from orchestrator.ingest.slack_socket import SlackSocketMode
+from orchestrator.instruments import SCOPE
 from orchestrator.reload import Reloader
 from orchestrator.report.checkpoints import signing_key
+from orchestrator.report.histograms import IncidentHistograms
+from orchestrator.report.metrics import metrics_from_figures
 from orchestrator.scheduler import EscalationAuditor, TimerService
 from orchestrator.store.protocols import DeadLetter
 from orchestrator.telemetry import ServiceTelemetry
@@ -34,6 +39,7 @@ class Service:
         self.telemetry = telemetry
         meter = telemetry.meter() if telemetry is not None else None
         self.instruments = app.pipeline.instruments
+        self.histograms = IncidentHistograms(meter or metrics.get_meter(SCOPE))
         settings = app.settings
         self.kafka: KafkaIntake | None = None
         if settings.kafka_bootstrap:
@@ -171,10 +177,24 @@ class Service:
             stop, every, lambda: self.remind_postmortems(days), "looking for overdue postmortems"
         )
 
-    async def fold_forever(self, stop: asyncio.Event, every: float = 300) -> None:
+    async def fold_forever(self, stop: asyncio.Event) -> None:
         """Keeps each incident's timestamp fold current, so `orchestrator metrics` finds little
-        left to read (docs/metrics.md)."""
-        await run_every(stop, every, self.app.store.refresh_folds, "folding new timeline entries")
+        left to read (docs/metrics.md), and records the incidents now over in the response
+        histograms."""
+        every = self.app.settings.fold_interval_seconds
+        await run_every(stop, every, self.fold_and_observe, "folding new timeline entries")
+
+    async def fold_and_observe(self) -> int:
+        """One round: folds, then claims the incidents over since the last round (whichever
+        replica claims one records it, so the replicas' histograms add up to each incident
+        once) and records them; returns how many were recorded."""
+        await self.app.store.refresh_folds()
+        claimed = await self.app.store.claim_over()
+        incidents = (
+            metrics_from_figures(figures, team=team, is_drill=is_drill)
+            for figures, team, is_drill in claimed
+        )
+        return sum(self.histograms.record(incident) for incident in incidents)
 
     async def remind_postmortems(self, days: int) -> int:
         now = self.app.clock.now()

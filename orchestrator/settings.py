@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         description="an action waiting longer than this (a vendor outage, say) makes /readyz "
         "report the outbox check failed",
     )
+    fold_interval_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="how often the service folds new timeline entries into each incident's "
+        "timestamps and records incidents now over in the TTA/TTR histograms of /metrics",
+    )
     evidence_signing_key: SecretStr | None = Field(
         None,
         description="Ed25519 private key (PEM, or the 32-byte seed in hex) that signs the "

@@ -1,6 +1,7 @@
 """OpenTelemetry set-up: the service's meter provider (served on /metrics for Prometheus, and
-pushed over OTLP when configured), and the response metrics' histograms pushed once by
-`orchestrator metrics --otlp URL`. The instruments themselves are in instruments.py."""
+pushed over OTLP when configured), with the response histograms of incidents as they end; and
+those histograms over a whole period, pushed once by `orchestrator metrics --otlp URL`. The
+instruments themselves are in instruments.py."""
 
 from __future__ import annotations
 
@@ -67,12 +68,18 @@ def service_telemetry(
                 OTLPMetricExporter(endpoint=otlp_url), export_interval_millis=interval * 1000
             )
         )
-    provider = MeterProvider(metric_readers=readers, resource=_resource())
+    provider = MeterProvider(metric_readers=readers, resource=_resource(), views=[_DURATIONS])
     tracing = None
     if traces_url:
         tracing = TracerProvider(resource=_resource())
         tracing.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
     return ServiceTelemetry(provider, registry, tracing)
+
+
+# The response histograms' buckets: minutes to days, not the SDK's default milliseconds.
+_DURATIONS = View(
+    instrument_name=f"{PREFIX}*", aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS)
+)
 
 
 def _resource() -> Resource:
@@ -94,12 +101,7 @@ def push_histograms(
     provider = MeterProvider(
         metric_readers=[reader],
         resource=_resource(),
-        views=[
-            View(
-                instrument_name=f"{PREFIX}*",
-                aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS),
-            )
-        ],
+        views=[_DURATIONS],
     )
     try:
         recorded = record_histograms(provider.get_meter(__name__), incidents, start, end)

@@ -125,6 +125,7 @@ _SPANS = tuple(
 )
 _NONE: frozenset[Metric] = frozenset()
 _FIGURES = 8 + len(_SPANS)
+STATUS_FIGURE = 5  # where figures_json puts the incident's status
 # Enum lookups by value, as plain dicts: calling the Enum class was a tenth of reading figures.
 _STATUSES = {status.value: status for status in Status}
 _SEVERITIES = {severity.value: severity for severity in Severity}

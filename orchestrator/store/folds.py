@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from orchestrator.report.metrics import figures_json
+from orchestrator.incident.model import Status
+from orchestrator.report.metrics import STATUS_FIGURE, figures_json
 from orchestrator.report.timestamps import (
     FOLDED_KINDS,
     CanonicalTimestamps,
@@ -78,6 +79,12 @@ class FoldQueries:
             numbers,
         )
 
+    async def claim_over(self) -> list[tuple[list[Any], str, bool]]:
+        """(figures, team, is_drill) of the folded incidents that are over and not yet
+        observed, now marked observed: each is claimed once, whichever replicas ask, for the
+        service's histograms. Call refresh_folds first."""
+        return await self._run(_claim_over, write=True)
+
     async def _folded(
         self,
         columns: tuple[sa.ColumnElement[Any], ...],
@@ -112,6 +119,27 @@ def _stale(conn: Connection, rebuild: bool) -> list[int]:
         )
         query = query.where(sa.or_(folds.c.incident_number.is_(None), newer))
     return list(conn.execute(query.order_by(incidents.c.number)).scalars())
+
+
+def _claim_over(conn: Connection) -> list[tuple[list[Any], str, bool]]:
+    folds = timestamp_folds
+    unobserved = conn.execute(
+        sa.select(folds.c.incident_number, folds.c.figures, incidents.c.team, incidents.c.is_drill)
+        .join(incidents, incidents.c.number == folds.c.incident_number)
+        .where(sa.not_(folds.c.observed))
+    ).all()
+    over = {row[0]: row for row in unobserved if not Status(row[1][STATUS_FIGURE]).is_open}
+    if not over:
+        return []
+    # Marked only if still unobserved: a replica claiming the same rows at once waits for
+    # this one's row locks (PostgreSQL) or its turn (SQLite), then finds nothing to mark.
+    claimed = conn.execute(
+        folds.update()
+        .where(folds.c.incident_number.in_(list(over)), sa.not_(folds.c.observed))
+        .values(observed=True)
+        .returning(folds.c.incident_number)
+    ).scalars()
+    return [(over[number][1], over[number][2], over[number][3]) for number in sorted(claimed)]
 
 
 def _fold_page(page: Sequence[int], upsert: Any, rebuild: bool, conn: Connection) -> None:

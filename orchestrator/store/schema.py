@@ -255,7 +255,15 @@ timestamp_folds = sa.Table(
     sa.Column("state", sa.JSON, nullable=False),  # to take the fold up again
     sa.Column("stamps", sa.JSON, nullable=False),  # its result (report/timestamps.py)
     sa.Column("figures", sa.JSON, nullable=False),  # what metrics need of it (report/metrics.py)
+    # Its durations are in the service's histograms, or it was over before they existed.
+    sa.Column("observed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_timestamp_folds_declared_at", "declared_at"),
+    sa.Index(
+        "ix_timestamp_folds_unobserved",
+        "incident_number",
+        postgresql_where=sa.text("NOT observed"),
+        sqlite_where=sa.text("NOT observed"),
+    ),
 )
 
 # Follow-up after an incident (report/postmortem.py, report/action_items.py). Rows here are the

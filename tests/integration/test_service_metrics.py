@@ -1,5 +1,6 @@
 """The service's own metrics on /metrics, as Prometheus scrapes them: alerts in by disposition,
-dead letters, incidents opened, deliveries by outcome, the outbox's backlog, timer lateness."""
+dead letters, incidents opened, deliveries by outcome, the outbox's backlog, timer lateness,
+and the response histograms of incidents as they end."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import datetime as dt
 from pathlib import Path
 
 import httpx
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from samples import db_alert, free_port
 
 from handlers.recording import RecordingHandler
 from orchestrator.actions import ActionResult
 from orchestrator.app import build_app
+from orchestrator.clock import ManualClock
+from orchestrator.incident.events import StatusChange
+from orchestrator.incident.model import Actor, ActorKind, Status
 from orchestrator.instruments import Instruments
 from orchestrator.playbook.actions import ACTION_NAMES
 from orchestrator.service import Service
@@ -22,6 +27,7 @@ from orchestrator.telemetry import service_telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = dt.datetime(2026, 3, 2, 18, 30, tzinfo=dt.UTC)
+ANA = Actor(ActorKind.SLACK, "UANA", "ana")
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -107,3 +113,45 @@ async def test_metrics_are_scraped_from_the_service(tmp_path: Path) -> None:
     assert value(found, "orchestrator_outbox_depth") >= 1
     assert value(found, "orchestrator_outbox_oldest_age_seconds") >= 0
     assert value(found, "orchestrator_timers_overdue") == 0
+
+
+async def test_incidents_over_are_in_the_response_histograms(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'histograms.db'}",
+        playbooks_dir=REPO / "playbooks",
+    )
+    telemetry = service_telemetry()
+    app = await build_app(
+        settings,
+        handlers=[RecordingHandler(ACTION_NAMES)],
+        clock=clock,
+        instruments=Instruments.of(telemetry.meter()),
+    )
+    try:
+        service = Service(app, telemetry)
+        await app.pipeline.ingest_bytes(db_alert(starts_at=T0), "test")
+        await app.pipeline.ingest_bytes(db_alert("billing-db", starts_at=T0), "test")
+        clock.advance(dt.timedelta(minutes=4))
+        await app.pipeline.apply(1, StatusChange(Status.ACKNOWLEDGED, ANA))
+        clock.advance(dt.timedelta(minutes=30))
+        await app.pipeline.apply(1, StatusChange(Status.RESOLVED, ANA))
+        assert await service.fold_and_observe() == 1  # #2 is still open
+        assert await service.fold_and_observe() == 0  # recorded once
+        found = samples(generate_latest(telemetry.registry).decode())
+    finally:
+        await app.close()
+        telemetry.shutdown()
+    labels = {
+        "severity": "SEV1",
+        "service": "orders-db",
+        "team": "team-data",
+        "playbook": "database-unavailable",
+    }
+    tta = "orchestrator_incident_tta_seconds"
+    assert value(found, f"{tta}_count", **labels) == 1
+    assert value(found, f"{tta}_sum", **labels) == 240
+    # Buckets of minutes, not the SDK's default milliseconds.
+    assert value(found, f"{tta}_bucket", le="120.0", **labels) == 0
+    assert value(found, f"{tta}_bucket", le="300.0", **labels) == 1
+    assert value(found, "orchestrator_incident_ttr_seconds_sum", **labels) == 34 * 60
