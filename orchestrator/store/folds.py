@@ -127,12 +127,15 @@ def _claim_over(conn: Connection) -> list[tuple[list[Any], str, bool]]:
         sa.select(folds.c.incident_number, folds.c.figures, incidents.c.team, incidents.c.is_drill)
         .join(incidents, incidents.c.number == folds.c.incident_number)
         .where(sa.not_(folds.c.observed))
+        # Rows another replica is claiming (or folding) now are left to it: no waiting on
+        # each other's locks, and no deadlock between two claims taking them in turn.
+        .with_for_update(of=folds, skip_locked=True)
     ).all()
     over = {row[0]: row for row in unobserved if not Status(row[1][STATUS_FIGURE]).is_open}
     if not over:
         return []
-    # Marked only if still unobserved: a replica claiming the same rows at once waits for
-    # this one's row locks (PostgreSQL) or its turn (SQLite), then finds nothing to mark.
+    # Marked only if still unobserved: a replica that read them before this one's commit
+    # (SQLite takes turns; PostgreSQL's rows are locked above) finds nothing left to mark.
     claimed = conn.execute(
         folds.update()
         .where(folds.c.incident_number.in_(list(over)), sa.not_(folds.c.observed))
