@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pagerduty
+from opentelemetry.trace import Tracer
 
+from handlers.client_spans import trace_httpx2
 from handlers.pagerduty_events import trigger_event
 from orchestrator.actions import Action, ActionResult
 
@@ -113,7 +115,9 @@ def _unique(values: Iterable[T]) -> list[T]:
 
 class PagerDutyHandler:
     """Delivers the pagerduty.* actions through the official (synchronous) clients, each call
-    in a worker thread. Vendor errors come back as failures, never as exceptions."""
+    in a worker thread. Vendor errors come back as failures, never as exceptions. Each HTTP
+    request is a client span under the delivery's, through `tracer` (the global one by default):
+    the worker thread runs in a copy of the caller's context."""
 
     name = "pagerduty"
     handles = frozenset(
@@ -131,6 +135,7 @@ class PagerDutyHandler:
         dedup_prefix: str = "orch",
         from_email: str | None = None,
         timeout: float = 10.0,
+        tracer: Tracer | None = None,
     ) -> None:
         self.services = dict(services)
         self.dedup_prefix = dedup_prefix
@@ -143,11 +148,13 @@ class PagerDutyHandler:
                     service.routing_key, base_url=events_url, verify=verify
                 )
                 _single_attempt(client, timeout)
+                trace_httpx2(client, "pagerduty", tracer=tracer)
                 self._events[service.routing_key] = client
         self._rest: pagerduty.RestApiV2Client | None = None
         if api_token:
             self._rest = pagerduty.RestApiV2Client(api_token, base_url=rest_url, verify=verify)
             _single_attempt(self._rest, timeout)
+            trace_httpx2(self._rest, "pagerduty", tracer=tracer)
 
     def dedup_key(self, action_key: str) -> str:
         """Deterministic per action, so a retried or redelivered trigger never opens a second

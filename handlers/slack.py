@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+from opentelemetry.trace import Tracer
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from handlers.client_spans import aiohttp_tracing
 from handlers.slack_blocks import is_drill, summary_blocks, summary_text, with_banner
 from handlers.slack_channel import OPEN_CHANNEL, ChannelOpener
 from handlers.slack_errors import SlackCallError, call
@@ -35,7 +37,8 @@ class SlackHandler:
     after a dropped connection, and a 429 comes back at once as a retryable failure carrying
     Retry-After, so a throttled action waits in the outbox rather than in this process.
     `broadcast_channel` is where playbooks' posts to `#incidents` go, for workspaces whose
-    broadcast channel has another name."""
+    broadcast channel has another name. Each HTTP request is a client span under the delivery's,
+    through `tracer` (the global one by default)."""
 
     name = "slack"
 
@@ -48,6 +51,7 @@ class SlackHandler:
         broadcast_channel: str = PLAYBOOK_BROADCAST,
         channel_creations_per_minute: int = 20,
         clock: Clock | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         if not token:
             raise ValueError("the Slack bot token must not be empty")
@@ -59,6 +63,7 @@ class SlackHandler:
             retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=1)],
         )
         self._broadcast = broadcast_channel or PLAYBOOK_BROADCAST
+        self._tracer = tracer
         pace = CreationPace(channel_creations_per_minute, clock or SystemClock())
         self._channels = ChannelOpener(self._client, pace, oncall_emails)
 
@@ -99,9 +104,11 @@ class SlackHandler:
 
     def _open_session(self) -> None:
         # One pooled session for every call, created on the running loop (aiohttp requires it).
+        # Slack's paths name its Web API methods, a small fixed set: fit for span names.
         session = self._client.session
         if session is None or session.closed:
-            self._client.session = aiohttp.ClientSession()
+            tracing = aiohttp_tracing("slack", tracer=self._tracer, name_by_path=True)
+            self._client.session = aiohttp.ClientSession(trace_configs=[tracing])
 
     async def _post(self, action: Action) -> ActionResult:
         incident: Mapping[str, Any] = action.params.get("incident") or {}
