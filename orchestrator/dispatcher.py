@@ -106,7 +106,9 @@ class Dispatcher:
             span.set_attribute("outcome", outcome)
             if outcome != "delivered":
                 span.set_status(StatusCode.ERROR, outcome)
-        self.instruments.deliveries.add(1, {"action": action.name, "outcome": outcome})
+        handler = self.handlers.get(action.name)
+        by = {"handler": handler.name if handler else "", "action": action.name, "outcome": outcome}
+        self.instruments.deliveries.add(1, by)
 
     async def _attempt_and_record(self, item: OutboxItem) -> str:
         """One attempt, and its result recorded; returns delivered, retrying or failed."""

@@ -22,7 +22,7 @@ class Instruments:
     alerts: metrics.Counter  # by source and disposition
     dead_letters: metrics.Counter  # by intake (kafka, http, cli, …)
     incidents_opened: metrics.Counter  # by severity and playbook
-    deliveries: metrics.Counter  # by action and outcome (delivered, retrying, failed)
+    deliveries: metrics.Counter  # by handler, action and outcome (delivered, retrying, failed)
     outbox_depth: metrics._Gauge  # the API exports the synchronous gauge under this name
     outbox_oldest_age: metrics._Gauge
     consumer_lag: metrics._Gauge  # by topic and partition
@@ -49,7 +49,7 @@ class Instruments:
             deliveries=meter.create_counter(
                 "orchestrator.actions.deliveries",
                 unit="{attempt}",
-                description="Action delivery attempts, by outcome",
+                description="Action delivery attempts, by handler, action and outcome",
             ),
             outbox_depth=meter.create_gauge(
                 "orchestrator.outbox.depth",

@@ -102,12 +102,17 @@ async def test_metrics_are_scraped_from_the_service(tmp_path: Path) -> None:
     delivered = value(
         found,
         "orchestrator_actions_deliveries_total",
+        handler="recording",
         action="pagerduty.trigger",
         outcome="delivered",
     )
     assert delivered == 1
     retrying = value(
-        found, "orchestrator_actions_deliveries_total", action="slack.post", outcome="retrying"
+        found,
+        "orchestrator_actions_deliveries_total",
+        handler="recording",
+        action="slack.post",
+        outcome="retrying",
     )
     assert retrying == 1
     assert value(found, "orchestrator_outbox_depth") >= 1
