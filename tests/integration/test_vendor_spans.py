@@ -20,7 +20,7 @@ from samples import db_alert, free_port
 
 from handlers.pagerduty import PagerDutyHandler, PagerDutyService
 from handlers.slack import SlackHandler
-from orchestrator.actions import Action
+from orchestrator.actions import Action, ActionResult
 from orchestrator.app import route_handlers
 from orchestrator.clock import ManualClock
 from orchestrator.dispatcher import Dispatcher
@@ -57,6 +57,16 @@ class Traces:
     def the_span(self, name: str) -> ReadableSpan:
         (span,) = [s for s in self.spans() if s.name == name]
         return span
+
+    async def deliver_once(
+        self, handler: SlackHandler | PagerDutyHandler, action: Action
+    ) -> ActionResult:
+        """`action` delivered by `handler` in a span named "delivery"; the handler closed."""
+        try:
+            with self.tracer.start_as_current_span("delivery"):
+                return await handler.deliver(action)
+        finally:
+            await handler.close()
 
 
 def attributes(span: ReadableSpan) -> Mapping[str, Any]:
@@ -235,11 +245,7 @@ async def test_a_rate_limited_slack_call_is_an_error_span(
     chat = slack_handler(slack_served, clock, traces.tracer)
     slack.fail_next("chat.postMessage", status=429, retry_after=7)
     post = {"channel": "C0INC1", "text": "on it", "incident": {"number": 1}}
-    try:
-        with traces.tracer.start_as_current_span("delivery"):
-            posted = await chat.deliver(Action("1:0:trigger:2", "slack.post", post, 1))
-    finally:
-        await chat.close()
+    posted = await traces.deliver_once(chat, Action("1:0:trigger:2", "slack.post", post, 1))
     assert (posted.ok, posted.retryable) == (False, True)
 
     (span,) = traces.client_spans(under=traces.the_span("delivery"))
@@ -261,11 +267,7 @@ async def test_a_pagerduty_error_status_is_an_error_span(
 ) -> None:
     paging = pagerduty_handler(pagerduty_served.url, pagerduty_served, policy, traces.tracer)
     pagerduty.fail_next(path, status=status, times=5)
-    try:
-        with traces.tracer.start_as_current_span("delivery"):
-            await paging.deliver(trigger())
-    finally:
-        await paging.close()
+    await traces.deliver_once(paging, trigger())
 
     spans = traces.client_spans(under=traces.the_span("delivery"))
     assert [method_path_status(s) for s in spans] == [
@@ -283,11 +285,7 @@ async def test_an_unreachable_pagerduty_is_an_error_span_naming_the_exception(
 ) -> None:
     nowhere = f"https://127.0.0.1:{free_port()}"
     paging = pagerduty_handler(nowhere, None, None, traces.tracer)
-    try:
-        with traces.tracer.start_as_current_span("delivery"):
-            result = await paging.deliver(trigger())
-    finally:
-        await paging.close()
+    result = await traces.deliver_once(paging, trigger())
     assert (result.ok, result.retryable) == (False, True)
 
     (span,) = traces.client_spans(under=traces.the_span("delivery"))
