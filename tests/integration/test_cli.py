@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
+from cli_runner import Cli
 from samples import CLEAN_ENV
 from typer.testing import CliRunner
 
@@ -19,24 +19,9 @@ PLAYBOOKS = REPO / "playbooks"
 STREAM = REPO / "examples" / "alertmanager-stream.jsonl"
 
 
-class Cli:
-    def __init__(self, db: Path) -> None:
-        self.url = f"sqlite+aiosqlite:///{db}"
-        self.runner = CliRunner(env=CLEAN_ENV)
-
-    def __call__(self, *args: str, stdin: bytes | str | None = None, **opts: Any) -> Result:
-        playbooks = str(opts.get("playbooks", PLAYBOOKS))
-        argv = ["--db", self.url, "--playbooks", playbooks, *args]
-        return self.runner.invoke(app, argv, input=stdin)
-
-    def json(self, *args: str, **opts: Any) -> Any:
-        result = self(*args, "--json", **opts)
-        assert result.exit_code == 0, result.output + result.stderr
-        return json.loads(result.stdout)
-
-    def ingest_sample(self) -> dict[str, Any]:
-        summary: dict[str, Any] = self.json("ingest", str(STREAM))
-        return summary
+def ingest_sample(cli: Cli) -> dict[str, Any]:
+    summary: dict[str, Any] = cli.json("ingest", str(STREAM))
+    return summary
 
 
 @pytest.fixture
@@ -97,7 +82,7 @@ def test_run_replay_fires_escalations_on_the_simulated_clock(cli: Cli) -> None:
 
 
 def test_ingest_json_counts(cli: Cli) -> None:
-    summary = cli.ingest_sample()
+    summary = ingest_sample(cli)
     assert summary["payloads"] == 31
     assert summary["dead_letters"] == 0
     assert summary["truncated_alerts"] == 2
@@ -111,7 +96,7 @@ def test_ingest_json_counts(cli: Cli) -> None:
         "duplicate": 15,
     }
     # Again: nothing new.
-    again = cli.ingest_sample()
+    again = ingest_sample(cli)
     assert again["incidents_opened"] == []
     assert set(again["alerts"]) == {"duplicate"}
 
@@ -145,7 +130,7 @@ def test_ingest_missing_file(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_incidents_list_show_and_timeline(cli: Cli) -> None:
-    cli.ingest_sample()
+    ingest_sample(cli)
     listed = cli.json("incidents", "list")
     assert [i["number"] for i in listed] == [6, 5, 4, 3, 2, 1]  # newest first
     assert {i["status"] for i in listed} == {"resolved", "triggered"}
@@ -166,7 +151,7 @@ def test_incidents_list_show_and_timeline(cli: Cli) -> None:
 
 
 def test_ack_records_the_actor(cli: Cli) -> None:
-    cli.ingest_sample()
+    ingest_sample(cli)
     result = cli("ack", "6", "--as", "alice", "--reason", "on it")
     assert result.exit_code == 0, result.output + result.stderr
     assert "Incident #6 acknowledged." in result.stdout
@@ -181,7 +166,7 @@ def test_ack_records_the_actor(cli: Cli) -> None:
 
 
 def test_resolve_and_note(cli: Cli) -> None:
-    cli.ingest_sample()
+    ingest_sample(cli)
     noted = cli("note", "5", "blocked the source IP", "--as", "bob")
     assert noted.exit_code == 0, noted.output
     resolved = cli.json("resolve", "5", "--as", "bob")
@@ -197,7 +182,7 @@ def test_resolve_and_note(cli: Cli) -> None:
 
 
 def test_commander_and_escalate(cli: Cli) -> None:
-    cli.ingest_sample()
+    ingest_sample(cli)
     assigned = cli("commander", "6", "ana", "--as", "bob")
     assert assigned.exit_code == 0, assigned.output + assigned.stderr
     assert "Incident #6 is commanded by ana." in assigned.stdout
@@ -222,7 +207,7 @@ def test_commander_and_escalate(cli: Cli) -> None:
 
 
 def test_correct_adds_an_entry_and_edits_none(cli: Cli) -> None:
-    cli.ingest_sample()
+    ingest_sample(cli)
     before = cli.json("timeline", "6")
     result = cli(
         "correct",
@@ -247,7 +232,7 @@ def test_correct_adds_an_entry_and_edits_none(cli: Cli) -> None:
 
 
 def test_invalid_transition_fails_clearly(cli: Cli) -> None:
-    cli.ingest_sample()
+    ingest_sample(cli)
     result = cli("resolve", "1", "--as", "alice")  # already resolved by its alerts
     assert result.exit_code == 1
     assert "cannot resolve incident #1: it is resolved" in " ".join(result.stderr.split())
@@ -259,7 +244,7 @@ def test_invalid_transition_fails_clearly(cli: Cli) -> None:
 
 
 def test_empty_note_is_refused(cli: Cli) -> None:
-    cli.ingest_sample()
+    ingest_sample(cli)
     result = cli("note", "1", "   ", "--as", "alice")
     assert result.exit_code == 1
     assert "a note needs some text" in result.stderr
@@ -270,7 +255,7 @@ def test_empty_note_is_refused(cli: Cli) -> None:
     [("timeline", "99"), ("incidents", "show", "99"), ("ack", "99", "--as", "a")],
 )
 def test_unknown_incident(cli: Cli, args: tuple[str, ...]) -> None:
-    cli.ingest_sample()
+    ingest_sample(cli)
     result = cli(*args)
     assert result.exit_code == 1
     assert "no incident #99" in result.stderr
@@ -435,7 +420,7 @@ def test_alerts_schema_is_the_native_format(cli: Cli) -> None:
 
 
 def test_evidence_commands(cli: Cli, tmp_path: Path) -> None:
-    cli.ingest_sample()
+    ingest_sample(cli)
     unsigned = cli("evidence", "checkpoint")
     assert unsigned.exit_code == 1
     assert "set ORCH_EVIDENCE_SIGNING_KEY" in unsigned.stderr

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import Result
-from samples import CLEAN_ENV
-from typer.testing import CliRunner
+from cli_runner import Cli
 
-from orchestrator.cli import app
 from orchestrator.drill.scenario import scenario_json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 FAILOVER = PLAYBOOKS / "drills" / "db-failover-peak.yaml"
-
-
-class Cli:
-    def __init__(self, db: Path) -> None:
-        self.url = f"sqlite+aiosqlite:///{db}"
-        self.runner = CliRunner(env=CLEAN_ENV)
-
-    def __call__(self, *args: str) -> Result:
-        argv = ["--db", self.url, "--playbooks", str(PLAYBOOKS), *args]
-        return self.runner.invoke(app, argv)
-
-    def json(self, *args: str) -> Any:
-        result = self(*args, "--json")
-        assert result.exit_code == 0, result.output + result.stderr
-        return json.loads(result.stdout)
 
 
 @pytest.fixture

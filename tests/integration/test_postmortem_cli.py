@@ -11,11 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
-from samples import CLEAN_ENV
-from typer.testing import CliRunner
-
-from orchestrator.cli import app
+from cli_runner import Cli
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -23,25 +19,6 @@ STREAM = REPO / "examples" / "alertmanager-stream.jsonl"
 SUMMARY_PLACEHOLDER = "_What happened and what it meant for users, in two or three sentences._"
 POORLY_PLACEHOLDER = "_Where the response was slowed or confused._"
 EMPTY_ROW = "| | | | | | |\n"
-
-
-class Cli:
-    def __init__(self, db: Path, playbooks: Path = PLAYBOOKS) -> None:
-        self.url = f"sqlite+aiosqlite:///{db}"
-        self.playbooks = playbooks
-        self.runner = CliRunner(env=CLEAN_ENV)
-
-    def __call__(self, *args: str) -> Result:
-        argv = ["--db", self.url, "--playbooks", str(self.playbooks), *args]
-        return self.runner.invoke(app, argv)
-
-    def ok(self, *args: str) -> Result:
-        result = self(*args)
-        assert result.exit_code == 0, result.output + result.stderr
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.ok(*args, "--json").stdout)
 
 
 @pytest.fixture
